@@ -1,0 +1,23 @@
+// C++ code generation for host CPUs (x86-64, ARM64): one kernel per fused
+// cluster of the graph, plain loops the host compiler vectorizes, OpenMP
+// across cores.
+#pragma once
+
+#include <cstdint>
+
+#include "sol/codegen/kernel.h"
+#include "sol/ir/graph.h"
+
+namespace sol::codegen::cpu {
+
+// Knobs of the generator, so tuning (vector width, layout, tiling) changes
+// parameters rather than the emitters' structure.
+struct CpuTarget {
+    int vector_width = 8;                  // floats per SIMD register (AVX2: 8, AVX-512: 16)
+    std::int64_t parallel_threshold = 1 << 15;  // below this much work a kernel runs on one thread
+};
+
+// Requires fusion to have assigned Node::cluster to every node.
+GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target);
+
+}  // namespace sol::codegen::cpu

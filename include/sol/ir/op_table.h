@@ -1,0 +1,87 @@
+// The one table of operations SOL knows. Passes and code generators ask for
+// traits, never for a list of names, so a new op only needs a row here, a
+// shape rule and an emitter.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace sol::ir {
+
+enum Trait : std::uint32_t {
+    Elementwise = 1u << 0,    // out[i] depends on in[i] only (with broadcasting)
+    Reduction = 1u << 1,      // reduces along an axis
+    Movement = 1u << 2,       // rearranges elements, computes nothing
+    Contraction = 1u << 3,    // sums products (convolution, matrix product)
+    Pooling = 1u << 4,        // windowed reduction over spatial axes
+    Normalization = 1u << 5,  // batch statistics scale and shift
+    FloatOnly = 1u << 6,      // defined for floating-point inputs only
+    Lowered = 1u << 7,        // rewritten into other ops before code generation
+};
+
+// X(enum name, text name, min inputs, max inputs (-1: any), traits)
+#define SOL_OP_TABLE(X)                                                              \
+    X(Conv2d, "conv2d", 2, 3, Contraction | FloatOnly)                               \
+    X(Linear, "linear", 2, 3, Contraction | FloatOnly)                               \
+    X(BatchNorm, "batch_norm", 5, 5, Normalization | FloatOnly | Lowered)            \
+    X(Relu, "relu", 1, 1, Elementwise)                                               \
+    X(Relu6, "relu6", 1, 1, Elementwise | Lowered)                                   \
+    X(Hardtanh, "hardtanh", 1, 1, Elementwise | Lowered)                             \
+    X(Clamp, "clamp", 1, 1, Elementwise)                                             \
+    X(Sigmoid, "sigmoid", 1, 1, Elementwise | FloatOnly)                             \
+    X(Tanh, "tanh", 1, 1, Elementwise | FloatOnly)                                   \
+    X(Gelu, "gelu", 1, 1, Elementwise | FloatOnly)                                   \
+    X(Silu, "silu", 1, 1, Elementwise | FloatOnly)                                   \
+    X(Hardswish, "hardswish", 1, 1, Elementwise | FloatOnly)                         \
+    X(Hardsigmoid, "hardsigmoid", 1, 1, Elementwise | FloatOnly)                     \
+    X(Neg, "neg", 1, 1, Elementwise)                                                 \
+    X(Exp, "exp", 1, 1, Elementwise | FloatOnly)                                     \
+    X(Log, "log", 1, 1, Elementwise | FloatOnly)                                     \
+    X(Sqrt, "sqrt", 1, 1, Elementwise | FloatOnly)                                   \
+    X(Rsqrt, "rsqrt", 1, 1, Elementwise | FloatOnly)                                 \
+    X(Identity, "identity", 1, 1, Elementwise | Lowered)                             \
+    X(Add, "add", 2, 2, Elementwise)                                                 \
+    X(Sub, "sub", 2, 2, Elementwise)                                                 \
+    X(Mul, "mul", 2, 2, Elementwise)                                                 \
+    X(Div, "div", 2, 2, Elementwise)                                                 \
+    X(MaxPool2d, "max_pool2d", 1, 1, Pooling | FloatOnly)                            \
+    X(AvgPool2d, "avg_pool2d", 1, 1, Pooling | FloatOnly)                            \
+    X(AdaptiveAvgPool2d, "adaptive_avg_pool2d", 1, 1, Pooling | FloatOnly)           \
+    X(Reshape, "reshape", 1, 1, Movement)                                            \
+    X(Permute, "permute", 1, 1, Movement)                                            \
+    X(Concat, "concat", 1, -1, Movement)                                             \
+    X(Softmax, "softmax", 1, 1, Reduction | FloatOnly)                               \
+    X(LogSoftmax, "log_softmax", 1, 1, Reduction | FloatOnly)
+
+enum class Op : std::uint8_t {
+#define SOL_OP_ENUM(id, text, min_inputs, max_inputs, traits) id,
+    SOL_OP_TABLE(SOL_OP_ENUM)
+#undef SOL_OP_ENUM
+};
+
+struct OpInfo {
+    Op op;
+    std::string_view name;
+    int min_inputs;
+    int max_inputs;  // -1: variadic
+    std::uint32_t traits;
+};
+
+inline constexpr OpInfo kOpTable[] = {
+#define SOL_OP_ROW(id, text, min_inputs, max_inputs, traits) \
+    OpInfo{Op::id, text, min_inputs, max_inputs, static_cast<std::uint32_t>(traits)},
+    SOL_OP_TABLE(SOL_OP_ROW)
+#undef SOL_OP_ROW
+};
+
+inline constexpr std::size_t kOpCount = sizeof(kOpTable) / sizeof(kOpTable[0]);
+static_assert(kOpCount == 31, "op table changed: update shape rules, emitters and tests");
+
+constexpr const OpInfo& info(Op op) { return kOpTable[static_cast<std::size_t>(op)]; }
+constexpr bool has_trait(Op op, Trait trait) { return (info(op).traits & trait) != 0; }
+constexpr std::string_view name(Op op) { return info(op).name; }
+
+// Throws sol::Error listing the known ops when `text` names none.
+Op parse_op(std::string_view text);
+
+}  // namespace sol::ir

@@ -1,0 +1,34 @@
+// Driver for a command-line compiler that turns generated source into a
+// shared library, through the compile cache.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace sol::jit {
+
+struct Compiler {
+    std::string executable;          // as found on PATH or given by $CXX
+    std::string version;             // first line of `executable --version`
+    std::vector<std::string> flags;  // e.g. -O3 -march=native -fopenmp
+    std::string source_extension = ".cpp";
+    std::string machine;             // what the flags target (host CPU model and features)
+
+    std::string flag_text() const;
+    // Everything besides the source that changes the artifact.
+    std::string identity() const;
+};
+
+// The host C++ compiler: $CXX, else c++, g++, clang++ on PATH. Throws
+// sol::CompileError naming what was tried when none runs.
+Compiler find_host_compiler();
+
+// Compiles `source` into a shared library, or returns the cached one. A
+// failure throws sol::CompileError naming the compiler, the source path and
+// the log path, with the first lines of the log. `what` names the work in
+// progress messages ("12 kernels").
+std::filesystem::path build_shared_library(const Compiler& compiler, const std::string& source,
+                                           const std::string& what);
+
+}  // namespace sol::jit

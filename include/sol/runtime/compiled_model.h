@@ -1,0 +1,92 @@
+// A compiled network ready to run: the loaded kernels, the order to call
+// them in, and where every tensor lives. Plain C++ with no Python inside, so
+// the framework bindings and a deployed library share it.
+//
+// Tensors the framework owns (inputs, parameters, outputs) are passed in by
+// pointer on every call and never copied. Intermediates live in a workspace
+// taken from a pool per call, so several threads may run one model at once.
+// Values computed from parameters only (folded BatchNorm weights) are kept
+// between calls and recomputed when the caller says parameters changed.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "sol/devices/device.h"
+#include "sol/ir/graph.h"
+
+namespace sol::runtime {
+
+class CompiledModel {
+public:
+    // Generates, compiles (through the cache) and loads the kernels of a
+    // graph that went through the pass pipeline.
+    CompiledModel(const ir::Graph& graph, devices::Device& device);
+    ~CompiledModel();
+    CompiledModel(const CompiledModel&) = delete;
+    CompiledModel& operator=(const CompiledModel&) = delete;
+
+    struct TensorInfo {
+        std::string name;
+        ir::Shape shape;
+        ir::DType dtype;
+    };
+    const std::vector<TensorInfo>& inputs() const { return inputs_; }
+    const std::vector<TensorInfo>& parameters() const { return parameters_; }
+    const std::vector<TensorInfo>& outputs() const { return outputs_; }
+    std::size_t kernel_calls() const { return steps_.size(); }
+    int unique_kernels() const { return unique_kernels_; }
+    std::size_t workspace_bytes() const { return workspace_bytes_; }
+    std::string library_path() const;
+
+    // Pointers in the order of inputs(), parameters() and outputs(). Throws
+    // sol::Error when a count is wrong or a pointer is null.
+    void run(const std::vector<void*>& inputs, const std::vector<void*>& parameters,
+             const std::vector<void*>& outputs, bool parameters_changed);
+
+private:
+    // Where a tensor's data is during a call.
+    enum class Place { Input, Parameter, Output, Derived, Workspace, Constant };
+    struct Location {
+        Place place = Place::Constant;
+        std::size_t index = 0;  // slot (Input/Parameter/Output), buffer (Derived) or offset (Workspace)
+    };
+    struct Step {
+        devices::KernelFunction function = nullptr;
+        std::vector<int> arguments;
+        bool parameter_stage = false;
+    };
+    struct OutputCopy {
+        int tensor;
+        std::size_t output;
+        std::size_t bytes;
+    };
+    struct CallContext;
+
+    void run_steps(bool parameter_stage, CallContext& context);
+    void* address(int tensor, const CallContext& context) const;
+    void* acquire_workspace();
+    void release_workspace(void* workspace);
+
+    devices::Device& device_;
+    std::shared_ptr<jit::SharedLibrary> library_;
+    std::vector<TensorInfo> inputs_, parameters_, outputs_;
+    std::vector<Location> locations_;  // per tensor id
+    std::vector<Step> steps_;
+    std::vector<OutputCopy> output_copies_;
+    std::vector<void*> derived_buffers_;
+    std::size_t workspace_bytes_ = 0;
+    int unique_kernels_ = 0;
+
+    std::shared_mutex derived_mutex_;  // writers: the parameter stage
+    bool has_parameter_stage_ = false;
+    std::atomic<bool> derived_ready_{false};
+    std::mutex pool_mutex_;
+    std::vector<void*> workspace_pool_;
+};
+
+}  // namespace sol::runtime

@@ -1,0 +1,79 @@
+"""Typed surface of SOL's C++ core (the nanobind extension `sol._core`).
+
+The framework front ends (sol.pytorch today) build a `Graph` through this
+module and nothing else; the core never sees a framework object.
+
+Tensors inside a Graph are plain integer ids. Every `add_*` call infers the
+new tensor's shape and dtype at once and raises `ShapeError` naming the op, the
+`origin` text and the offending shapes when the inputs do not fit.
+
+Op vocabulary (op name -> inputs; attributes). Shapes are NCHW.
+  conv2d              x, weight, [bias]          stride[2] padding[2] dilation[2] groups
+  linear              x[..., K], weight[N, K], [bias[N]]
+  batch_norm          x, mean, var, gamma, beta  eps   (inference statistics; gamma/beta
+                                                       may be rank-0 constants 1 and 0)
+  relu sigmoid tanh silu hardswish hardsigmoid neg exp log sqrt rsqrt identity
+                      x
+  gelu                x                          approximate (0: erf, 1: tanh)
+  clamp               x                          min max   (floats; +-inf allowed)
+  relu6 hardtanh      x                          (hardtanh: min max)  canonicalized to clamp
+  add sub mul div     a, b                       numpy broadcasting; a rank-0 constant is a scalar
+  max_pool2d          x                          kernel[2] stride[2] padding[2] dilation[2] ceil_mode
+  avg_pool2d          x                          kernel[2] stride[2] padding[2] ceil_mode
+                                                 count_include_pad divisor_override (0: none)
+  adaptive_avg_pool2d x                          output_size[2]
+  reshape             x                          shape[...] (at most one -1)
+  permute             x                          dims[...]
+  concat              x0, x1, ...                axis (negative counts from the end)
+  softmax log_softmax x                          axis
+"""
+
+from typing import Sequence
+
+Attr = int | float | Sequence[int] | Sequence[float]
+
+class Error(RuntimeError): ...
+class ShapeError(Error): ...
+class CompileError(Error): ...
+class DeviceError(Error): ...
+
+class Graph:
+    def __init__(self) -> None: ...
+    def add_input(self, name: str, shape: Sequence[int], dtype: str) -> int: ...
+    def add_parameter(self, name: str, shape: Sequence[int], dtype: str) -> int: ...
+    def add_constant(self, value: float, dtype: str) -> int:
+        """A rank-0 constant (a scalar operand such as 0.5 in `x * 0.5`)."""
+    def add_op(self, op: str, inputs: Sequence[int], attrs: dict[str, Attr], origin: str) -> int:
+        """Append an op; returns its output tensor id. `origin` names where it came
+        from in the user's model (module path and source line) for errors and
+        for comments in generated code."""
+    def set_outputs(self, ids: Sequence[int]) -> None: ...
+    def shape(self, id: int) -> list[int]: ...
+    def dtype(self, id: int) -> str: ...
+    def __str__(self) -> str: ...
+
+def op_names() -> list[str]: ...
+
+def run_passes(graph: Graph) -> Graph:
+    """The optimization pipeline (verify, canonicalize, fold, fuse, ...) on a copy.
+    SOL_LOG=debug prints the graph after each pass on stderr."""
+
+class CompiledModel:
+    input_names: list[str]
+    parameter_names: list[str]      # order of the `parameters` pointers in run()
+    output_shapes: list[list[int]]
+    output_dtypes: list[str]
+    source_path: str                # the generated source, for the curious
+    def run(self, inputs: Sequence[int], parameters: Sequence[int], outputs: Sequence[int],
+            parameters_changed: bool) -> None:
+        """Pointers (as ints) to contiguous host memory. Releases the GIL; safe to
+        call from several threads at once. `parameters_changed` tells the runtime
+        to recompute values derived from parameters only (e.g. folded BatchNorm)."""
+
+def compile(graph: Graph, device: str, device_index: int) -> CompiledModel: ...
+
+def devices() -> list[str]: ...
+def cache_dir() -> str: ...
+def clear_cache() -> int:
+    """Removes every cached artifact; returns how many files went."""
+def info() -> dict[str, str]: ...

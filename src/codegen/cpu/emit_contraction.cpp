@@ -1,0 +1,106 @@
+// Convolution and matrix-product kernels.
+//
+// conv2d walks one output row per iteration: the row's accumulators stay in
+// registers/L1 while input rows stream past, and the innermost loop over
+// output columns has a fixed stride, so the host compiler vectorizes it. The
+// valid column range of each kernel tap is precomputed, so the vector loop
+// carries no bounds checks.
+#include "kernel_builder.h"
+
+#include <algorithm>
+
+namespace sol::codegen::cpu {
+namespace {
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+std::string list(const std::vector<std::int64_t>& values) {
+    std::string text;
+    for (std::int64_t v : values) text += (text.empty() ? "" : ", ") + std::to_string(v);
+    return text;
+}
+
+}  // namespace
+
+void emit_conv2d(KernelBuilder& b) {
+    const ir::Shape& in = b.input(0).shape;
+    const ir::Shape& weight = b.input(1).shape;
+    const ir::Shape& out = b.result().shape;
+    const auto stride = b.anchor().attrs.get_ints("stride", {1, 1});
+    const auto padding = b.anchor().attrs.get_ints("padding", {0, 0});
+    const auto dilation = b.anchor().attrs.get_ints("dilation", {1, 1});
+    const std::int64_t groups = b.anchor().attrs.get_int("groups", 1);
+    const std::int64_t W = in[3], OW = out[3], KW = weight[3];
+    const std::int64_t SW = stride.back(), PW = padding.back(), DW = dilation.back();
+
+    // Output columns [lo, hi) read inside the input for each kernel column.
+    std::vector<std::int64_t> lo(KW), hi(KW);
+    for (std::int64_t kw = 0; kw < KW; ++kw) {
+        lo[kw] = std::clamp<std::int64_t>(ceil_div(PW - kw * DW, SW), 0, OW);
+        hi[kw] = std::clamp<std::int64_t>(floor_div(W - 1 + PW - kw * DW, SW) + 1, lo[kw], OW);
+    }
+    const std::string x = b.pointer(b.anchor().inputs[0]);
+    const std::string w = b.pointer(b.anchor().inputs[1]);
+    const std::string bias = b.anchor().inputs.size() == 3 ? b.pointer(b.anchor().inputs[2]) : "";
+
+    auto& s = b.body;
+    s << "constexpr int64_t C = " << in[1] << ", H = " << in[2] << ", W = " << W << ";  // input\n"
+      << "constexpr int64_t OC = " << out[1] << ", OH = " << out[2] << ", OW = " << OW << ";  // output\n"
+      << "constexpr int64_t KH = " << weight[2] << ", KW = " << KW << ", SH = " << stride[0] << ", SW = " << SW
+      << ", PH = " << padding[0] << ", PW = " << PW << ", DH = " << dilation[0] << ", DW = " << DW << ";\n"
+      << "constexpr int64_t ICG = " << in[1] / groups << ", OCG = " << out[1] / groups << ";  // channels per group\n"
+      << "static constexpr int64_t ow_lo[KW] = {" << list(lo) << "}, ow_hi[KW] = {" << list(hi) << "};\n"
+      << b.parallel_for(3, ir::element_count(out) * weight[1] * weight[2] * KW)
+      << b.open_loops(out, 0, 3) << "{\n"
+      << "    const int64_t group = i1 / OCG;\n"
+      << "    float acc[OW] = {};\n"
+      << "    for (int64_t ic = 0; ic < ICG; ++ic) {\n"
+      << "        const float* __restrict__ taps = " << w << " + (i1 * ICG + ic) * KH * KW;\n"
+      << "        const float* __restrict__ plane = " << x << " + (i0 * C + group * ICG + ic) * H * W;\n"
+      << "        for (int64_t kh = 0; kh < KH; ++kh) {\n"
+      << "            const int64_t ih = i2 * SH - PH + kh * DH;\n"
+      << "            if (ih < 0 || ih >= H) continue;\n"
+      << "            const float* __restrict__ row = plane + ih * W;\n"
+      << "            for (int64_t kw = 0; kw < KW; ++kw) {\n"
+      << "                const float tap = taps[kh * KW + kw];\n"
+      << "#pragma omp simd\n"
+      << "                for (int64_t i3 = ow_lo[kw]; i3 < ow_hi[kw]; ++i3)\n"
+      << "                    acc[i3] += tap * row[i3 * SW + kw * DW - PW];\n"
+      << "            }\n"
+      << "        }\n"
+      << "    }\n"
+      << "    for (int64_t i3 = 0; i3 < OW; ++i3) {\n"
+      << "        float v = acc[i3]" << (bias.empty() ? "" : " + " + bias + "[i1]") << ";\n"
+      << b.epilogue_and_store("v") << "    }\n"
+      << "}\n";
+}
+
+void emit_linear(KernelBuilder& b) {
+    const ir::Shape& out = b.result().shape;
+    const std::size_t rank = out.size();
+    const std::int64_t K = b.input(0).shape.back();
+    const std::string x = b.pointer(b.anchor().inputs[0]);
+    const std::string w = b.pointer(b.anchor().inputs[1]);
+    const std::string bias = b.anchor().inputs.size() == 3 ? b.pointer(b.anchor().inputs[2]) : "";
+    // Row of x feeding this output element: the leading indices, flattened.
+    std::string row = "0";
+    std::int64_t stride = 1;
+    for (std::size_t d = rank - 1; d-- > 0;) {
+        row = "i" + std::to_string(d) + (stride == 1 ? "" : "*" + std::to_string(stride)) + " + " + row;
+        stride *= out[d];
+    }
+    auto& s = b.body;
+    s << "constexpr int64_t K = " << K << ";  // reduction length\n"
+      << b.parallel_for(static_cast<int>(rank), ir::element_count(out) * K) << b.open_loops(out, 0, rank)
+      << "{\n"
+      << "    const float* __restrict__ xs = " << x << " + (" << row << ") * K;\n"
+      << "    const float* __restrict__ ws = " << w << " + i" << rank - 1 << " * K;\n"
+      << "    float v = 0.0f;\n"
+      << "#pragma omp simd reduction(+ : v)\n"
+      << "    for (int64_t k = 0; k < K; ++k) v += xs[k] * ws[k];\n"
+      << (bias.empty() ? "" : "    v += " + bias + "[i" + std::to_string(rank - 1) + "];\n")
+      << b.epilogue_and_store("v") << "}\n";
+}
+
+}  // namespace sol::codegen::cpu

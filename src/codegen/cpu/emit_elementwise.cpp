@@ -1,0 +1,22 @@
+// A cluster whose anchor is itself elementwise: one pass over the output,
+// each operand read at its broadcast position.
+#include "kernel_builder.h"
+
+namespace sol::codegen::cpu {
+
+void emit_elementwise(KernelBuilder& b) {
+    const ir::Shape& out = b.result().shape;
+    const std::size_t rank = out.size();
+    std::vector<std::string> operands;
+    for (int input : b.anchor().inputs) operands.push_back(b.element(input));
+    auto& s = b.body;
+    // Threads over the outer loops; the innermost loop is left to the
+    // compiler's vectorizer.
+    if (rank > 0) s << b.parallel_for(rank > 1 ? static_cast<int>(rank) - 1 : 1, ir::element_count(out));
+    s << b.open_loops(out, 0, rank) << "{\n"
+      << "    " << b.value_type() << " v = " << b.elementwise_expression(b.anchor(), operands) << ";  // "
+      << ir::name(b.anchor().op) << "\n"
+      << b.epilogue_and_store("v") << "}\n";
+}
+
+}  // namespace sol::codegen::cpu

@@ -1,0 +1,58 @@
+// Ops that only move elements: reshape (a copy of contiguous memory), permute
+// and concat.
+#include "kernel_builder.h"
+
+namespace sol::codegen::cpu {
+namespace {
+
+std::vector<std::int64_t> contiguous_strides(const ir::Shape& shape) {
+    std::vector<std::int64_t> strides(shape.size(), 1);
+    for (std::size_t d = shape.size(); d-- > 1;) strides[d - 1] = strides[d] * shape[d];
+    return strides;
+}
+
+void emit_permute(KernelBuilder& b) {
+    const ir::Shape& out = b.result().shape;
+    const auto dims = b.anchor().attrs.get_ints("dims");
+    const auto in_strides = contiguous_strides(b.input(0).shape);
+    std::string source_offset;
+    for (std::size_t d = 0; d < out.size(); ++d)
+        source_offset += (d ? " + i" : "i") + std::to_string(d) + "*" + std::to_string(in_strides[dims[d]]);
+    if (source_offset.empty()) source_offset = "0";
+    const std::string x = b.pointer(b.anchor().inputs[0]);
+    b.body << b.parallel_for(1, ir::element_count(out)) << b.open_loops(out, 0, out.size())
+           << "    out[" << b.output_offset() << "] = " << x << "[" << source_offset << "];\n";
+}
+
+void emit_concat(KernelBuilder& b) {
+    const ir::Shape& out = b.result().shape;
+    const std::int64_t axis = b.anchor().attrs.get_int("axis");
+    std::int64_t outer = 1, inner = 1;
+    for (std::int64_t d = 0; d < axis; ++d) outer *= out[d];
+    for (std::size_t d = axis + 1; d < out.size(); ++d) inner *= out[d];
+    const std::string type = b.value_type();
+    b.body << "constexpr int64_t outer = " << outer << ", out_block = " << out[axis] * inner << ";\n";
+    std::int64_t offset = 0;
+    for (int input : b.anchor().inputs) {
+        const std::int64_t block = b.graph().tensor(input).shape[axis] * inner;
+        b.body << "for (int64_t o = 0; o < outer; ++o)\n"
+               << "    std::memcpy(out + o * out_block + " << offset << ", " << b.pointer(input) << " + o * " << block
+               << ", " << block << " * sizeof(" << type << "));\n";
+        offset += block;
+    }
+}
+
+}  // namespace
+
+void emit_movement(KernelBuilder& b) {
+    switch (b.anchor().op) {
+        case ir::Op::Reshape:
+            b.body << "std::memcpy(out, " << b.pointer(b.anchor().inputs[0]) << ", "
+                   << ir::element_count(b.result().shape) << " * sizeof(" << b.value_type() << "));\n";
+            return;
+        case ir::Op::Permute: emit_permute(b); return;
+        default: emit_concat(b); return;
+    }
+}
+
+}  // namespace sol::codegen::cpu

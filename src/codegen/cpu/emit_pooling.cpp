@@ -1,0 +1,72 @@
+// Max, average and adaptive-average pooling over NCHW, following PyTorch's
+// window and divisor rules (ceil_mode, padding, count_include_pad,
+// divisor_override).
+#include "kernel_builder.h"
+
+namespace sol::codegen::cpu {
+
+void emit_pooling(KernelBuilder& b) {
+    const ir::Node& node = b.anchor();
+    const ir::Shape& in = b.input(0).shape;
+    const ir::Shape& out = b.result().shape;
+    const std::string x = b.pointer(node.inputs[0]);
+    auto& s = b.body;
+    s << "constexpr int64_t C = " << in[1] << ", H = " << in[2] << ", W = " << in[3] << ";  // input\n"
+      << "constexpr int64_t OH = " << out[2] << ", OW = " << out[3] << ";  // output\n";
+
+    if (node.op == ir::Op::AdaptiveAvgPool2d) {
+        s << b.parallel_for(4, ir::element_count(in)) << b.open_loops(out, 0, 4) << "{\n"
+          << "    const float* __restrict__ plane = " << x << " + (i0 * C + i1) * H * W;\n"
+          << "    const int64_t h0 = (i2 * H) / OH, h1 = ((i2 + 1) * H + OH - 1) / OH;\n"
+          << "    const int64_t w0 = (i3 * W) / OW, w1 = ((i3 + 1) * W + OW - 1) / OW;\n"
+          << "    float sum = 0.0f;\n"
+          << "    for (int64_t ih = h0; ih < h1; ++ih)\n"
+          << "        for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * W + iw];\n"
+          << "    float v = sum / static_cast<float>((h1 - h0) * (w1 - w0));\n"
+          << b.epilogue_and_store("v") << "}\n";
+        return;
+    }
+    const auto kernel = node.attrs.get_ints("kernel");
+    const auto stride = node.attrs.get_ints("stride", kernel);
+    const auto padding = node.attrs.get_ints("padding", {0, 0});
+    s << "constexpr int64_t KH = " << kernel.front() << ", KW = " << kernel.back() << ", SH = " << stride.front()
+      << ", SW = " << stride.back() << ", PH = " << padding.front() << ", PW = " << padding.back() << ";\n"
+      << b.parallel_for(4, ir::element_count(out) * kernel.front() * kernel.back()) << b.open_loops(out, 0, 4)
+      << "{\n"
+      << "    const float* __restrict__ plane = " << x << " + (i0 * C + i1) * H * W;\n";
+    if (node.op == ir::Op::MaxPool2d) {
+        const auto dilation = node.attrs.get_ints("dilation", {1, 1});
+        s << "    constexpr int64_t DH = " << dilation.front() << ", DW = " << dilation.back() << ";\n"
+          << "    float v = -INFINITY;\n"
+          << "    for (int64_t kh = 0; kh < KH; ++kh) {\n"
+          << "        const int64_t ih = i2 * SH - PH + kh * DH;\n"
+          << "        if (ih < 0 || ih >= H) continue;\n"
+          << "        for (int64_t kw = 0; kw < KW; ++kw) {\n"
+          << "            const int64_t iw = i3 * SW - PW + kw * DW;\n"
+          << "            if (iw < 0 || iw >= W) continue;\n"
+          << "            const float candidate = plane[ih * W + iw];\n"
+          << "            if (sol_takes_max(candidate, v)) v = candidate;\n"
+          << "        }\n"
+          << "    }\n";
+    } else {
+        const std::int64_t divisor_override = node.attrs.get_int("divisor_override", 0);
+        const bool count_include_pad = node.attrs.get_int("count_include_pad", 1) != 0;
+        std::string divisor = divisor_override ? std::to_string(divisor_override)
+                              : count_include_pad ? "padded_size"
+                                                  : "(h1 - h0) * (w1 - w0)";
+        // The window may hang over the padding (ceil_mode); the padded size
+        // counts padding but not the overhang, as in PyTorch.
+        s << "    int64_t h0 = i2 * SH - PH, w0 = i3 * SW - PW;\n"
+          << "    int64_t h1 = h0 + KH < H + PH ? h0 + KH : H + PH, w1 = w0 + KW < W + PW ? w0 + KW : W + PW;\n"
+          << "    const int64_t padded_size = (h1 - h0) * (w1 - w0);\n"
+          << "    (void)padded_size;\n"
+          << "    h0 = h0 < 0 ? 0 : h0; w0 = w0 < 0 ? 0 : w0; h1 = h1 > H ? H : h1; w1 = w1 > W ? W : w1;\n"
+          << "    float sum = 0.0f;\n"
+          << "    for (int64_t ih = h0; ih < h1; ++ih)\n"
+          << "        for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * W + iw];\n"
+          << "    float v = sum / static_cast<float>(" << divisor << ");\n";
+    }
+    s << b.epilogue_and_store("v") << "}\n";
+}
+
+}  // namespace sol::codegen::cpu

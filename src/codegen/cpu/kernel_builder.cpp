@@ -1,0 +1,157 @@
+#include "kernel_builder.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include "sol/error.h"
+
+namespace sol::codegen::cpu {
+
+std::string literal(double value, ir::DType dtype) {
+    if (dtype == ir::DType::Int64) return "INT64_C(" + std::to_string(static_cast<std::int64_t>(value)) + ")";
+    if (dtype == ir::DType::Bool) return value != 0.0 ? "true" : "false";
+    if (std::isnan(value)) return "NAN";
+    if (std::isinf(value)) return value > 0 ? "INFINITY" : "(-INFINITY)";
+    // Shortest text that reads back as the same float.
+    char text[64];
+    auto [end, error] = std::to_chars(text, text + sizeof(text), static_cast<float>(value));
+    std::string result(text, end);
+    if (result.find_first_of(".e") == std::string::npos) result += ".0";
+    return "(" + result + "f)";
+}
+
+KernelBuilder::KernelBuilder(const ir::Graph& graph, std::vector<int> cluster, const CpuTarget& target)
+    : graph_(graph), cluster_(std::move(cluster)), target_(target) {}
+
+std::string KernelBuilder::value_type() const { return std::string(ir::c_type(result().dtype)); }
+
+std::string KernelBuilder::pointer(int tensor_id) {
+    auto found = std::find(read_tensors_.begin(), read_tensors_.end(), tensor_id);
+    if (found == read_tensors_.end()) {
+        read_tensors_.push_back(tensor_id);
+        found = read_tensors_.end() - 1;
+    }
+    return "a" + std::to_string(found - read_tensors_.begin());
+}
+
+std::string KernelBuilder::element(int tensor_id) {
+    const ir::Tensor& t = graph_.tensor(tensor_id);
+    if (t.kind == ir::TensorKind::Constant) return literal(t.value, t.dtype);
+    return pointer(tensor_id) + "[" + broadcast_offset(t.shape) + "]";
+}
+
+std::string KernelBuilder::broadcast_offset(const ir::Shape& shape) const {
+    const ir::Shape& out = result().shape;
+    const std::size_t shift = out.size() - shape.size();
+    std::string expression;
+    std::int64_t stride = 1;
+    for (std::size_t d = shape.size(); d-- > 0;) {
+        if (shape[d] != 1) {
+            const std::string index = "i" + std::to_string(d + shift);
+            expression = (stride == 1 ? index : index + "*" + std::to_string(stride)) +
+                         (expression.empty() ? "" : " + " + expression);
+        }
+        stride *= shape[d];
+    }
+    return expression.empty() ? "0" : expression;
+}
+
+std::string KernelBuilder::output_offset() const { return broadcast_offset(result().shape); }
+
+std::string KernelBuilder::elementwise_expression(const ir::Node& node,
+                                                  const std::vector<std::string>& x) const {
+    const std::string type(ir::c_type(graph_.tensor(node.output).dtype));
+    switch (node.op) {
+        case ir::Op::Relu: return "sol_relu(" + x[0] + ")";
+        case ir::Op::Clamp:
+            return "sol_clamp<" + type + ">(" + x[0] + ", " +
+                   literal(node.attrs.get_float("min"), graph_.tensor(node.output).dtype) + ", " +
+                   literal(node.attrs.get_float("max"), graph_.tensor(node.output).dtype) + ")";
+        case ir::Op::Sigmoid: return "sol_sigmoid(" + x[0] + ")";
+        case ir::Op::Tanh: return "std::tanh(" + x[0] + ")";
+        case ir::Op::Gelu:
+            return (node.attrs.get_int("approximate", 0) ? "sol_gelu_tanh(" : "sol_gelu(") + x[0] + ")";
+        case ir::Op::Silu: return "sol_silu(" + x[0] + ")";
+        case ir::Op::Hardswish: return "sol_hardswish(" + x[0] + ")";
+        case ir::Op::Hardsigmoid: return "sol_hardsigmoid(" + x[0] + ")";
+        case ir::Op::Neg: return "(-" + x[0] + ")";
+        case ir::Op::Exp: return "std::exp(" + x[0] + ")";
+        case ir::Op::Log: return "std::log(" + x[0] + ")";
+        case ir::Op::Sqrt: return "std::sqrt(" + x[0] + ")";
+        case ir::Op::Rsqrt: return "sol_rsqrt(" + x[0] + ")";
+        case ir::Op::Add: return "(" + x[0] + " + " + x[1] + ")";
+        case ir::Op::Sub: return "(" + x[0] + " - " + x[1] + ")";
+        case ir::Op::Mul: return "(" + x[0] + " * " + x[1] + ")";
+        case ir::Op::Div: return "(" + x[0] + " / " + x[1] + ")";
+        default:
+            throw Error("internal: op '" + std::string(ir::name(node.op)) +
+                        "' reached the elementwise emitter; a lowering pass is missing");
+    }
+}
+
+std::string KernelBuilder::epilogue_and_store(const std::string& value) {
+    std::string code;
+    int running = graph_.nodes()[cluster_.front()].output;
+    for (std::size_t k = 1; k < cluster_.size(); ++k) {
+        const ir::Node& node = graph_.nodes()[cluster_[k]];
+        std::vector<std::string> operands;
+        for (int input : node.inputs) operands.push_back(input == running ? value : element(input));
+        code += value + " = " + elementwise_expression(node, operands) + ";  // " +
+                std::string(ir::name(node.op)) + "\n";
+        running = node.output;
+    }
+    return code + "out[" + output_offset() + "] = " + value + ";\n";
+}
+
+std::string KernelBuilder::parallel_for(int collapse, std::int64_t work) const {
+    if (work < target_.parallel_threshold || collapse < 1) return "";
+    return collapse == 1 ? "#pragma omp parallel for schedule(static)\n"
+                         : "#pragma omp parallel for collapse(" + std::to_string(collapse) + ") schedule(static)\n";
+}
+
+std::string KernelBuilder::open_loops(const ir::Shape& shape, std::size_t first, std::size_t last) const {
+    std::string code;
+    for (std::size_t d = first; d < last; ++d)
+        code += "for (int64_t i" + std::to_string(d) + " = 0; i" + std::to_string(d) + " < " +
+                std::to_string(shape[d]) + "; ++i" + std::to_string(d) + ")\n";
+    return code;
+}
+
+std::vector<int> KernelBuilder::arguments() const {
+    std::vector<int> ids = read_tensors_;
+    ids.push_back(result().id);
+    return ids;
+}
+
+std::string KernelBuilder::description() const {
+    std::string text;
+    for (int index : cluster_) {
+        const ir::Node& node = graph_.nodes()[index];
+        text += (text.empty() ? "" : " + ") + std::string(ir::name(node.op));
+    }
+    const ir::Tensor& out = result();
+    return text + " -> " + std::string(ir::short_name(out.dtype)) + ir::to_string(out.shape);
+}
+
+std::string KernelBuilder::function_source(const std::string& name) const {
+    std::ostringstream source;
+    source << "// " << description() << "\n";
+    source << "extern \"C\" void " << name << "(void* const* args) {\n";
+    for (std::size_t k = 0; k < read_tensors_.size(); ++k) {
+        const ir::Tensor& t = graph_.tensor(read_tensors_[k]);
+        source << "    const " << ir::c_type(t.dtype) << "* __restrict__ a" << k << " = static_cast<const "
+               << ir::c_type(t.dtype) << "*>(args[" << k << "]);  // " << ir::short_name(t.dtype)
+               << ir::to_string(t.shape) << "\n";
+    }
+    source << "    " << value_type() << "* __restrict__ out = static_cast<" << value_type() << "*>(args["
+           << read_tensors_.size() << "]);\n";
+    // Indent the body by four spaces for the reader of generated code.
+    std::istringstream lines(body.str());
+    for (std::string line; std::getline(lines, line);)
+        source << (line.empty() || line[0] == '#' ? "" : "    ") << line << "\n";
+    source << "}\n";
+    return source.str();
+}
+
+}  // namespace sol::codegen::cpu

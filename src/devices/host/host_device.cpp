@@ -1,0 +1,97 @@
+#include "sol/devices/host/host_device.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "sol/codegen/cpu/generate_module.h"
+#include "sol/error.h"
+#include "sol/jit/compiler.h"
+
+namespace sol::devices {
+namespace {
+
+constexpr std::size_t kAlignment = 64;  // a cache line, and an AVX-512 register
+
+codegen::cpu::CpuTarget detect_target() {
+    codegen::cpu::CpuTarget target;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    target.vector_width = __builtin_cpu_supports("avx512f") ? 16 : __builtin_cpu_supports("avx2") ? 8 : 4;
+#else
+    target.vector_width = 4;  // NEON
+#endif
+    return target;
+}
+
+class HostDevice final : public Device {
+public:
+    explicit HostDevice(int index) : index_(index), target_(detect_target()) {
+        if (index != 0)
+            throw DeviceError("the host CPU is device index 0; index " + std::to_string(index) + " does not exist");
+    }
+
+    std::string name() const override { return host_name(); }
+    int index() const override { return index_; }
+
+    void* allocate(std::size_t bytes) override {
+        const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+        void* memory = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
+        if (memory == nullptr) throw DeviceError("out of host memory allocating " + std::to_string(bytes) + " bytes");
+        return memory;
+    }
+    void release(void* memory) override { std::free(memory); }
+    void copy_to_host(void* destination, const void* source, std::size_t bytes) override {
+        std::memcpy(destination, source, bytes);
+    }
+    void copy_from_host(void* destination, const void* source, std::size_t bytes) override {
+        std::memcpy(destination, source, bytes);
+    }
+    void launch(KernelFunction kernel, void* const* args) override { kernel(args); }
+    void synchronize() override {}  // host kernels return when done
+
+    std::vector<std::string> backends() const override { return {"dfp (generated C++, OpenMP)"}; }
+
+    codegen::GeneratedModule generate(const ir::Graph& graph) override {
+        return codegen::cpu::generate_module(graph, target_);
+    }
+
+    std::shared_ptr<jit::SharedLibrary> build(const codegen::GeneratedModule& module) override {
+        const auto path = jit::build_shared_library(compiler(), module.source,
+                                                    std::to_string(module.unique_kernels) + " kernels for " + name());
+        return std::make_shared<jit::SharedLibrary>(path);
+    }
+
+    std::string compiler_description() const override {
+        const jit::Compiler& c = compiler();
+        return c.executable + " (" + c.version + ") " + c.flag_text();
+    }
+
+    static std::string host_name() {
+#if defined(__aarch64__)
+        return "arm64";
+#else
+        return "x86";
+#endif
+    }
+
+private:
+    // Found on first use, so merely listing devices needs no compiler.
+    const jit::Compiler& compiler() const {
+        std::call_once(compiler_once_, [this] { compiler_ = jit::find_host_compiler(); });
+        return compiler_;
+    }
+
+    int index_;
+    codegen::cpu::CpuTarget target_;
+    mutable std::once_flag compiler_once_;
+    mutable jit::Compiler compiler_;
+};
+
+}  // namespace
+
+void register_host_device() {
+    register_device(HostDevice::host_name(), [](int index) { return std::make_unique<HostDevice>(index); });
+}
+
+}  // namespace sol::devices

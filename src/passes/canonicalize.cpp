@@ -1,0 +1,56 @@
+#include "sol/passes/canonicalize.h"
+
+#include <limits>
+
+namespace sol::passes {
+namespace {
+
+std::int64_t positive_axis(std::int64_t axis, std::size_t rank) {
+    return axis < 0 ? axis + static_cast<std::int64_t>(rank) : axis;
+}
+
+}  // namespace
+
+void canonicalize(ir::Graph& graph) {
+    std::vector<bool> remove(graph.nodes().size(), false);
+    for (std::size_t i = 0; i < graph.nodes().size(); ++i) {
+        ir::Node& node = graph.nodes()[i];
+        const std::size_t rank = graph.tensor(node.inputs[0]).shape.size();
+        switch (node.op) {
+            case ir::Op::Relu6:
+                node.op = ir::Op::Clamp;
+                node.attrs.set("min", 0.0);
+                node.attrs.set("max", 6.0);
+                break;
+            case ir::Op::Hardtanh:
+                node.op = ir::Op::Clamp;
+                node.attrs.set("min", node.attrs.get_float("min", -1.0));
+                node.attrs.set("max", node.attrs.get_float("max", 1.0));
+                break;
+            case ir::Op::Clamp:
+                // Missing bounds mean "unbounded" so emitters need no special case.
+                node.attrs.set("min", node.attrs.get_float("min", -std::numeric_limits<double>::infinity()));
+                node.attrs.set("max", node.attrs.get_float("max", std::numeric_limits<double>::infinity()));
+                break;
+            case ir::Op::Concat:
+            case ir::Op::Softmax:
+            case ir::Op::LogSoftmax:
+                node.attrs.set("axis", positive_axis(node.attrs.get_int("axis"), rank));
+                break;
+            case ir::Op::Permute: {
+                auto dims = node.attrs.get_ints("dims");
+                for (auto& dim : dims) dim = positive_axis(dim, rank);
+                node.attrs.set("dims", dims);
+                break;
+            }
+            case ir::Op::Identity:
+                graph.replace_uses(node.output, node.inputs[0]);
+                remove[i] = true;
+                break;
+            default: break;
+        }
+    }
+    graph.remove_nodes(remove);
+}
+
+}  // namespace sol::passes
