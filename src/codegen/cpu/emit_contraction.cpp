@@ -31,7 +31,26 @@ void emit_conv2d(KernelBuilder& b) {
     const auto padding = b.anchor().attrs.get_ints("padding", {0, 0});
     const auto dilation = b.anchor().attrs.get_ints("dilation", {1, 1});
     const std::int64_t groups = b.anchor().attrs.get_int("groups", 1);
-    const std::int64_t W = in[3], OW = out[3], KW = weight[3];
+    const std::int64_t out_per_group = out[1] / groups;
+    // Output channels computed together: each input row loaded once feeds
+    // `block` accumulator rows. The largest of the target's choices that
+    // divides the channels of a group.
+    std::int64_t block = 1;
+    for (std::int64_t candidate : {b.target().conv_channel_block, std::int64_t{4}, std::int64_t{2}})
+        if (candidate > 0 && out_per_group % candidate == 0) {
+            block = candidate;
+            break;
+        }
+    // A 1x1, stride-1, unpadded convolution reads each input plane as one
+    // contiguous row: vectorize over the whole plane instead of one row. Only
+    // for planes whose accumulators fit comfortably on a thread's stack.
+    const bool pointwise = weight[2] == 1 && weight[3] == 1 && stride == std::vector<std::int64_t>{1, 1} &&
+                           padding == std::vector<std::int64_t>{0, 0} && out[2] * out[3] <= 4096;
+    const std::int64_t W = pointwise ? in[2] * in[3] : in[3];
+    const std::int64_t H = pointwise ? 1 : in[2];
+    const std::int64_t OW = pointwise ? out[2] * out[3] : out[3];
+    const std::int64_t OH = pointwise ? 1 : out[2];
+    const std::int64_t KW = weight[3];
     const std::int64_t SW = stride.back(), PW = padding.back(), DW = dilation.back();
 
     // Output columns [lo, hi) read inside the input for each kernel column.
@@ -45,33 +64,47 @@ void emit_conv2d(KernelBuilder& b) {
     const std::string bias = b.anchor().inputs.size() == 3 ? b.pointer(b.anchor().inputs[2]) : "";
 
     auto& s = b.body;
-    s << "constexpr int64_t C = " << in[1] << ", H = " << in[2] << ", W = " << W << ";  // input\n"
-      << "constexpr int64_t OC = " << out[1] << ", OH = " << out[2] << ", OW = " << OW << ";  // output\n"
+    s << "// " << (pointwise ? "pointwise: each plane is one row of OW = H*W columns; " : "")
+      << "BLOCK output channels share each input row\n"
+      << "constexpr int64_t C = " << in[1] << ", H = " << H << ", W = " << W << ";  // input\n"
+      << "constexpr int64_t OC = " << out[1] << ", OH = " << OH << ", OW = " << OW << ";  // output\n"
       << "constexpr int64_t KH = " << weight[2] << ", KW = " << KW << ", SH = " << stride[0] << ", SW = " << SW
       << ", PH = " << padding[0] << ", PW = " << PW << ", DH = " << dilation[0] << ", DW = " << DW << ";\n"
-      << "constexpr int64_t ICG = " << in[1] / groups << ", OCG = " << out[1] / groups << ";  // channels per group\n"
+      << "constexpr int64_t ICG = " << in[1] / groups << ", OCG = " << out_per_group
+      << ", BLOCK = " << block << ";  // channels per group, per block\n"
       << "static constexpr int64_t ow_lo[KW] = {" << list(lo) << "}, ow_hi[KW] = {" << list(hi) << "};\n"
       << b.parallel_for(3, ir::element_count(out) * weight[1] * weight[2] * KW)
-      << b.open_loops(out, 0, 3) << "{\n"
-      << "    const int64_t group = i1 / OCG;\n"
-      << "    float acc[OW] = {};\n"
+      << "for (int64_t i0 = 0; i0 < " << out[0] << "; ++i0)\n"
+      << "for (int64_t oc0 = 0; oc0 < OC; oc0 += BLOCK)\n"
+      << "for (int64_t oh = 0; oh < OH; ++oh) {\n"
+      << "    const int64_t group = oc0 / OCG;\n"
+      << "    float acc[BLOCK][OW] = {};\n"
       << "    for (int64_t ic = 0; ic < ICG; ++ic) {\n"
-      << "        const float* __restrict__ taps = " << w << " + (i1 * ICG + ic) * KH * KW;\n"
       << "        const float* __restrict__ plane = " << x << " + (i0 * C + group * ICG + ic) * H * W;\n"
       << "        for (int64_t kh = 0; kh < KH; ++kh) {\n"
-      << "            const int64_t ih = i2 * SH - PH + kh * DH;\n"
+      << "            const int64_t ih = oh * SH - PH + kh * DH;\n"
       << "            if (ih < 0 || ih >= H) continue;\n"
       << "            const float* __restrict__ row = plane + ih * W;\n"
       << "            for (int64_t kw = 0; kw < KW; ++kw) {\n"
-      << "                const float tap = taps[kh * KW + kw];\n"
+      << "                float tap[BLOCK];\n"
+      << "                for (int64_t k = 0; k < BLOCK; ++k) tap[k] = " << w
+      << "[(((oc0 + k) * ICG + ic) * KH + kh) * KW + kw];\n"
       << "#pragma omp simd\n"
-      << "                for (int64_t i3 = ow_lo[kw]; i3 < ow_hi[kw]; ++i3)\n"
-      << "                    acc[i3] += tap * row[i3 * SW + kw * DW - PW];\n"
+      << "                for (int64_t ow = ow_lo[kw]; ow < ow_hi[kw]; ++ow) {\n"
+      << "                    const float value = row[ow * SW + kw * DW - PW];\n";
+    for (std::int64_t k = 0; k < block; ++k)
+        s << "                    acc[" << k << "][ow] += tap[" << k << "] * value;\n";
+    s << "                }\n"
       << "            }\n"
       << "        }\n"
       << "    }\n"
-      << "    for (int64_t i3 = 0; i3 < OW; ++i3) {\n"
-      << "        float v = acc[i3]" << (bias.empty() ? "" : " + " + bias + "[i1]") << ";\n"
+      << "    for (int64_t k = 0; k < BLOCK; ++k)\n"
+      << "    for (int64_t ow = 0; ow < OW; ++ow) {\n"
+      << "        // Output element (i0, i1, i2, i3) for the epilogue.\n"
+      << "        const int64_t i1 = oc0 + k, i2 = " << (pointwise ? "ow / " + std::to_string(out[3]) : "oh")
+      << ", i3 = " << (pointwise ? "ow % " + std::to_string(out[3]) : "ow") << ";\n"
+      << "        (void)i2; (void)i3;\n"
+      << "        float v = acc[k][ow]" << (bias.empty() ? "" : " + " + bias + "[i1]") << ";\n"
       << b.epilogue_and_store("v") << "    }\n"
       << "}\n";
 }

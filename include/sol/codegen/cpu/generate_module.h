@@ -15,6 +15,7 @@ namespace sol::codegen::cpu {
 struct CpuTarget {
     int vector_width = 8;                  // floats per SIMD register (AVX2: 8, AVX-512: 16)
     std::int64_t parallel_threshold = 1 << 15;  // below this much work a kernel runs on one thread
+    std::int64_t conv_channel_block = 8;   // output channels a convolution computes per input pass
 };
 
 // Requires fusion to have assigned Node::cluster to every node.
