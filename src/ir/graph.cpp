@@ -1,6 +1,7 @@
 #include "sol/ir/graph.h"
 
 #include <algorithm>
+#include <cmath>
 #include <queue>
 #include <sstream>
 
@@ -50,6 +51,9 @@ int Graph::add_parameter(const std::string& name, Shape shape, DType dtype) {
 }
 
 int Graph::add_constant(double value, DType dtype) {
+    if (dtype == DType::Int64 && (value != std::floor(value) || std::abs(value) > 9.2e18))
+        throw ShapeError("constant " + std::to_string(value) + " is not an int64 value (PyTorch would promote to "
+                         "float here; SOL does not promote int64 tensors yet)");
     return add_tensor({.kind = TensorKind::Constant, .name = "", .shape = {}, .dtype = dtype, .value = value});
 }
 
@@ -70,7 +74,7 @@ int Graph::add_node(Op op, std::vector<int> inputs, Attributes attrs, std::strin
     } catch (const ShapeError& error) {
         throw ShapeError(where + ": " + error.what());
     }
-    int output = add_tensor({.kind = TensorKind::Intermediate, .shape = type.shape, .dtype = type.dtype});
+    int output = add_tensor({.kind = TensorKind::Intermediate, .name = "", .shape = type.shape, .dtype = type.dtype});
     tensors_[output].producer = static_cast<int>(nodes_.size());
     nodes_.push_back({op, std::move(inputs), output, std::move(attrs), std::move(origin), -1});
     return output;

@@ -80,8 +80,9 @@ TensorType infer_linear(const std::vector<const Tensor*>& in) {
     return {out, DType::Float32};
 }
 
-TensorType infer_batch_norm(const std::vector<const Tensor*>& in) {
+TensorType infer_batch_norm(const std::vector<const Tensor*>& in, const Attributes& attrs) {
     const Tensor& x = *in[0];
+    if (attrs.get_float("eps") < 0) fail("eps must not be negative");
     if (x.shape.size() < 2) fail("batch_norm input must have a channel axis, got " + describe(x));
     for (std::size_t i = 1; i < in.size(); ++i)
         if (!in[i]->shape.empty() && in[i]->shape != Shape{x.shape[1]})
@@ -161,6 +162,7 @@ TensorType infer_permute(const Tensor& x, const Attributes& attrs) {
 
 TensorType infer_concat(const std::vector<const Tensor*>& in, const Attributes& attrs) {
     const Tensor& first = *in[0];
+    if (first.shape.empty()) fail("zero-dimensional tensors cannot be concatenated");
     const std::int64_t axis = normalize_axis(attrs.get_int("axis"), first.shape.size());
     Shape out = first.shape;
     out[axis] = 0;
@@ -209,7 +211,7 @@ TensorType infer_type(Op op, const std::vector<const Tensor*>& in, const Attribu
     switch (op) {
         case Op::Conv2d: return infer_conv2d(in, attrs);
         case Op::Linear: return infer_linear(in);
-        case Op::BatchNorm: return infer_batch_norm(in);
+        case Op::BatchNorm: return infer_batch_norm(in, attrs);
         case Op::MaxPool2d:
         case Op::AvgPool2d:
         case Op::AdaptiveAvgPool2d: return infer_pool(op, *in[0], attrs);
@@ -228,6 +230,9 @@ TensorType infer_type(Op op, const std::vector<const Tensor*>& in, const Attribu
                 fail("operands " + describe(*in[0]) + " and " + describe(*in[1]) +
                      " have different dtypes");
             if (in[0]->dtype == DType::Bool) fail("arithmetic on bool tensors is not supported");
+            // PyTorch's `/` on integers gives floats; C++ would truncate.
+            if (op == Op::Div && in[0]->dtype == DType::Int64)
+                fail("true division of int64 tensors (a float result in PyTorch) is not supported yet");
             return {broadcast_shapes(in[0]->shape, in[1]->shape), in[0]->dtype};
         }
         default: break;

@@ -86,10 +86,9 @@ std::optional<fs::path> find_artifact(const std::string& key, const std::string&
     std::string expected;
     std::getline(std::ifstream(checksum), expected);
     if (fs::exists(artifact) && !expected.empty() && file_checksum(artifact) == expected) return artifact;
-    log::warning("cache entry " + artifact.string() + " is damaged (checksum mismatch or missing); rebuilding it");
-    std::error_code error;
-    fs::remove(artifact, error);
-    fs::remove(checksum, error);
+    // Not deleted: another process may be renaming a fresh copy in right now.
+    // The rebuilt artifact replaces this one atomically.
+    log::warning("cache entry " + artifact.string() + " is damaged or incomplete (checksum mismatch); rebuilding it");
     return std::nullopt;
 }
 

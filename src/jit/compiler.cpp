@@ -116,14 +116,20 @@ Compiler find_host_compiler() {
 
 fs::path build_shared_library(const Compiler& compiler, const std::string& source, const std::string& what) {
     const std::string key = content_hash(compiler.identity() + "\n" + source);
-    if (auto cached = find_artifact(key, ".so")) {
-        log::debug("cache hit for " + what + ": " + cached->string());
-        return *cached;
-    }
     // Source and log stay in the cache folder so a user can read both.
     const fs::path source_path = cache_directory() / (key + compiler.source_extension);
+    if (auto cached = find_artifact(key, ".so")) {
+        log::debug("cache hit for " + what + ": " + cached->string() + " (source: " + source_path.string() + ")");
+        return *cached;
+    }
     const fs::path log_path = cache_directory() / (key + ".log");
-    { std::ofstream(source_path) << source; }
+    {
+        // Another process may be compiling the same source: never let it read
+        // a half-written file.
+        const fs::path partial = temporary_path(key, compiler.source_extension);
+        std::ofstream(partial) << source;
+        fs::rename(partial, source_path);
+    }
     const fs::path built = temporary_path(key, ".so");
     std::vector<std::string> argv{compiler.executable};
     argv.insert(argv.end(), compiler.flags.begin(), compiler.flags.end());

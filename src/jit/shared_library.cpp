@@ -7,7 +7,9 @@
 namespace sol::jit {
 
 SharedLibrary::SharedLibrary(const std::filesystem::path& path) : path_(path) {
-    handle_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    // NODELETE: a kernel library brings the OpenMP runtime, whose worker
+    // threads outlive any one model; unmapping it under them crashes.
+    handle_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (handle_ == nullptr) throw Error("cannot load " + path.string() + ": " + dlerror());
 }
 

@@ -61,25 +61,30 @@ CompiledModel::CompiledModel(const ir::Graph& graph, devices::Device& device) : 
             output_copies_.push_back({t.id, k, byte_count(t)});
     }
 
-    // Values of the parameter stage, and constants a kernel reads through a
-    // pointer, get buffers that live as long as the model.
+    // Values of the parameter stage, and constants read through a pointer (by
+    // a kernel or as a graph output), get buffers that live as long as the model.
     auto persistent_buffer = [this](const ir::Tensor& t) {
         locations_[t.id] = {Place::Derived, derived_buffers_.size()};
         derived_buffers_.push_back(device_.allocate(byte_count(t)));
     };
+    auto constant_buffer = [&](int id) {
+        const ir::Tensor& t = graph.tensor(id);
+        if (t.kind != ir::TensorKind::Constant || locations_[id].place != Place::Constant) return;
+        persistent_buffer(t);
+        const float as_float = static_cast<float>(t.value);
+        const std::int64_t as_int = static_cast<std::int64_t>(t.value);
+        const bool as_bool = t.value != 0.0;
+        const void* value = t.dtype == ir::DType::Float32 ? static_cast<const void*>(&as_float)
+                            : t.dtype == ir::DType::Int64 ? static_cast<const void*>(&as_int)
+                                                          : static_cast<const void*>(&as_bool);
+        device_.copy_from_host(derived_buffers_.back(), value, byte_count(t));
+    };
     for (const Step& step : steps_) {
-        for (int id : step.arguments) {
-            const ir::Tensor& t = graph.tensor(id);
-            if (t.kind != ir::TensorKind::Constant || locations_[id].place != Place::Constant) continue;
-            persistent_buffer(t);
-            if (t.dtype != ir::DType::Float32)
-                throw Error("internal: a non-float constant is read through a pointer");
-            const float value = static_cast<float>(t.value);
-            device_.copy_from_host(derived_buffers_.back(), &value, sizeof(value));
-        }
+        for (int id : step.arguments) constant_buffer(id);
         const int result = step.arguments.back();
         if (step.parameter_stage && locations_[result].place == Place::Constant) persistent_buffer(graph.tensor(result));
     }
+    for (const OutputCopy& copy : output_copies_) constant_buffer(copy.tensor);
 
     // Everything else a per-call kernel writes lives in the workspace.
     std::vector<BufferLifetime> lifetimes;

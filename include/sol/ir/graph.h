@@ -67,8 +67,8 @@ public:
     std::vector<int> consumers(int tensor_id) const;
     // Redirects every read of `from` (nodes and graph outputs) to `to`.
     void replace_uses(int from, int to);
-    // Drops nodes whose flag is set, then parameters and constants nobody
-    // reads, and reorders the rest topologically.
+    // Drops nodes whose flag is set, then parameters nobody reads any more.
+    // Keeps the order of the rest.
     void remove_nodes(const std::vector<bool>& remove);
     // Restores topological order after nodes were appended out of place;
     // otherwise keeps the current order (stable).

@@ -9,7 +9,12 @@
 namespace sol::codegen::cpu {
 
 std::string literal(double value, ir::DType dtype) {
-    if (dtype == ir::DType::Int64) return "INT64_C(" + std::to_string(static_cast<std::int64_t>(value)) + ")";
+    if (dtype == ir::DType::Int64) {
+        // An unbounded clamp side is +-inf; casting that to int64 is undefined.
+        if (value >= 9.2233720368547758e18) return "INT64_MAX";
+        if (value <= -9.2233720368547758e18) return "INT64_MIN";
+        return "INT64_C(" + std::to_string(static_cast<std::int64_t>(value)) + ")";
+    }
     if (dtype == ir::DType::Bool) return value != 0.0 ? "true" : "false";
     if (std::isnan(value)) return "NAN";
     if (std::isinf(value)) return value > 0 ? "INFINITY" : "(-INFINITY)";

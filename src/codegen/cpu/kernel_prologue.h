@@ -10,7 +10,11 @@
 #include <cstring>
 
 template <typename T> static inline T sol_relu(T x) { return x < T(0) ? T(0) : x; }
-template <typename T> static inline T sol_clamp(T x, T lo, T hi) { return x < lo ? lo : (x > hi ? hi : x); }
+// Lower bound first, then upper: with lo > hi the result is hi, as in torch.clamp.
+template <typename T> static inline T sol_clamp(T x, T lo, T hi) {
+    x = x < lo ? lo : x;
+    return x > hi ? hi : x;
+}
 static inline float sol_sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 static inline float sol_silu(float x) { return x / (1.0f + std::exp(-x)); }
 static inline float sol_gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752440f)); }
