@@ -1,0 +1,365 @@
+"""`sol.optimize` and `SolModule`: a torch.nn.Module whose forward runs SOL.
+
+The framework owns the parameters: SolModule holds the model's own submodules
+and tensors under the model's names (so state_dict keys match and
+load_state_dict works), and hands their memory to the compiled model by
+pointer on every call. SOL never bakes weights into what it compiles; values it
+derives from parameters (e.g. folded BatchNorm) are recomputed when the
+parameters' fingerprint changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch.utils import _pytree as pytree
+
+from sol import device as sol_device
+from sol._loader import core
+from sol._logging import logger
+from sol.errors import UnsupportedError
+from sol.pytorch.frontend import build_graph, flatten_outputs, mode_dependent_nodes, torch_dtype, trace
+
+__all__ = ["optimize", "SolModule"]
+
+# dtypes SOL compiles today; widen as the core learns more.
+SUPPORTED_DTYPES = (torch.float32,)
+
+# Where tensors must live for each SOL device (a torch device type).
+_TORCH_DEVICE_TYPES = {"x86": "cpu", "arm64": "cpu", "nvidia": "cuda", "ve": "ve"}
+
+Shapes = tuple[tuple[int, ...], ...]
+
+
+@dataclass
+class _Compiled:
+    """One compiled model (one input shape set on one device) and its runtime state."""
+
+    model: Any  # sol._core.CompiledModel
+    parameter_names: list[str]  # copied once: the binding builds a new list per attribute read
+    parameter_slots: list[tuple[dict[str, Any], str]]  # (storage, key) per parameter_names
+    input_order: list[int]  # forward() argument index per compiled.input_names
+    output_shapes: list[list[int]]
+    output_dtypes: list[torch.dtype]
+    # _fingerprint() of the parameters at the last call; None: derive values anew.
+    fingerprint: tuple | None = None
+    # The tensors handed to the runtime at the last change, and their pointers.
+    parameters: list[torch.Tensor] = field(default_factory=list)
+    parameter_pointers: list[int] = field(default_factory=list)
+    # Held while a call recomputes parameter-derived values, so concurrent calls
+    # never read them half-written.
+    refresh_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Engine:
+    """SolModule's non-Module state. Kept in a plain object so nn.Module does not
+    register the fx GraphModule (its parameters would appear twice in state_dict)."""
+
+    def __init__(self, graph_module: fx.GraphModule, dtype: torch.dtype, input_names: list[str], ranks: list[int]):
+        self.graph_module = graph_module
+        self.dtype = dtype
+        self.input_names = input_names
+        self.ranks = ranks
+        self.output_spec = flatten_outputs(graph_module)[1]
+        self.mode_dependent = mode_dependent_nodes(graph_module)
+        self.compiled: dict[tuple, _Compiled] = {}
+        self.lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict) -> "_Engine":
+        # Deep-copying a SolModule: the memo maps the GraphModule's leaf modules to
+        # the same copies as the SolModule's children. Compiled models stay behind
+        # (they hold runtime state); the copy compiles on first use.
+        return _Engine(copy.deepcopy(self.graph_module, memo), self.dtype, self.input_names, self.ranks)
+
+
+def _format_shapes(shapes: Shapes) -> str:
+    return ", ".join(str(list(shape)) for shape in shapes)
+
+
+def _fingerprint(tensors: list[Any]) -> tuple | None:
+    """Identity, memory and in-place version of each tensor: any change means the
+    runtime must re-read them and recompute what it derived from them. None when
+    it cannot be computed (not a tensor, or an inference-mode tensor, which has no
+    version counter): then everything counts as changed."""
+    try:
+        return tuple((id(tensor), tensor.data_ptr(), tensor._version) for tensor in tensors)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+class SolModule(torch.nn.Module):
+    """A model optimized by SOL. Create it with `sol.optimize`."""
+
+    def __init__(self, model: torch.nn.Module, graph_module: fx.GraphModule, dtype: torch.dtype, ranks: list[int]):
+        super().__init__()
+        # The model's own children and root tensors, under their own names: the
+        # state_dict of this module is the model's state_dict.
+        for name, child in model._modules.items():
+            self.add_module(name, child)
+        for name, parameter in model._parameters.items():
+            self.register_parameter(name, parameter)
+        for name, buffer in model._buffers.items():
+            self.register_buffer(name, buffer, persistent=name not in model._non_persistent_buffers_set)
+        # Tensor constants fx lifted onto the GraphModule root (`_tensor_constant0`)
+        # are not the model's state; keep them as non-persistent buffers.
+        for node in graph_module.graph.nodes:
+            if node.op == "get_attr" and "." not in str(node.target) and not hasattr(self, str(node.target)):
+                value = getattr(graph_module, str(node.target))
+                if isinstance(value, torch.Tensor):
+                    self.register_buffer(str(node.target), value, persistent=False)
+        self.train(model.training)
+        names = [str(node.target) for node in graph_module.graph.nodes if node.op == "placeholder"]
+        self._sol = _Engine(graph_module, dtype, names[: len(ranks)], ranks)
+
+    # ---------------------------------------------------------------- compile
+
+    def _compiled_for(self, shapes: Shapes, device: sol_device.Device, index: int) -> _Compiled:
+        """The compiled model for this shape set and device; caller holds the lock."""
+        engine = self._sol
+        key = (shapes, engine.dtype, device.name, index)
+        entry = engine.compiled.get(key)
+        if entry is None:
+            if not engine.compiled:  # the shapes given to optimize(): errors as they are
+                entry = self._compile(shapes, device, index)
+            else:
+                entry = self._compile_other_shape(shapes, device, index)
+            engine.compiled[key] = entry
+        return entry
+
+    def _compile_other_shape(self, shapes: Shapes, device: sol_device.Device, index: int) -> _Compiled:
+        """Compile for shapes first seen in forward(). A failure names the new
+        shapes beside the ones optimize() was given, since the user did not ask
+        for a rebuild and the core's message only shows op-level shapes."""
+        try:
+            return self._compile(shapes, device, index)
+        except (core().ShapeError, UnsupportedError) as error:
+            first = next(iter(self._sol.compiled))[0]
+            raise type(error)(
+                f"the SOL model cannot take inputs of shape {_format_shapes(shapes)} "
+                f"(it was optimized for {_format_shapes(first)}): {error}"
+            ) from error
+
+    def _compile(self, shapes: Shapes, device: sol_device.Device, index: int) -> _Compiled:
+        engine = self._sol
+        logger.debug("building %s for inputs %s on %s:%d", type(engine.graph_module).__name__, shapes, device.name, index)
+        graph, parameter_names = build_graph(engine.graph_module, shapes, [engine.dtype] * len(shapes))
+        optimized = core().run_passes(graph)
+        model = core().compile(optimized, device.name, index)
+        logger.debug("compiled for %s:%d: %s", device.name, index, model.source_path)
+
+        unknown = [name for name in model.parameter_names if name not in parameter_names]
+        if unknown:
+            raise RuntimeError(f"SOL internal error: the compiled model asks for unknown parameters {unknown}")
+        missing_inputs = [name for name in model.input_names if name not in engine.input_names]
+        if missing_inputs:
+            raise RuntimeError(f"SOL internal error: the compiled model asks for unknown inputs {missing_inputs}")
+        return _Compiled(
+            model=model,
+            parameter_names=list(model.parameter_names),
+            parameter_slots=[self._slot(name) for name in model.parameter_names],
+            input_order=[engine.input_names.index(name) for name in model.input_names],
+            output_shapes=[list(shape) for shape in model.output_shapes],
+            output_dtypes=[torch_dtype(name) for name in model.output_dtypes],
+        )
+
+    def _slot(self, name: str) -> tuple[dict[str, Any], str]:
+        """Where parameter `name` lives: its owner's `_parameters`, `_buffers` or
+        `__dict__`, and the key. Resolved once; the tensor is read from that dict
+        on every call (much cheaper than nn.Module.__getattr__), so
+        `module.weight = nn.Parameter(...)` is honoured."""
+        owner_path, _, attribute = name.rpartition(".")
+        owner = self.get_submodule(owner_path) if owner_path else self
+        for storage in (owner._parameters, owner._buffers, owner.__dict__):
+            if attribute in storage:
+                return storage, attribute
+        raise RuntimeError(f"SOL model parameter {name!r} is not an attribute of {type(owner).__name__}")
+
+    # ---------------------------------------------------------------- run
+
+    def _check_input(self, position: int, value: Any, device_type: str, device: sol_device.Device) -> torch.Tensor:
+        engine = self._sol
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"input {position} must be a torch.Tensor, got {type(value).__name__}")
+        if value.dtype != engine.dtype:
+            raise TypeError(f"input {position} has dtype {value.dtype}, but the SOL model expects {engine.dtype}")
+        if value.device.type != device_type:
+            raise core().DeviceError(
+                f"input {position} is on {value.device}, but SOL runs on {device.name}, which needs "
+                f"{device_type} tensors (move the input, or select another device with sol.device.set)"
+            )
+        if value.dim() != engine.ranks[position]:
+            raise core().ShapeError(
+                f"input {position} has shape {list(value.shape)} (rank {value.dim()}), but the SOL model "
+                f"was optimized for rank-{engine.ranks[position]} inputs"
+            )
+        if value.requires_grad and torch.is_grad_enabled():
+            # An output cut off from the input's autograd graph would drop gradients
+            # silently (saliency maps, adversarial inputs): refuse instead.
+            raise UnsupportedError(
+                f"input {position} requires grad, but SOL runs inference only so far (no backward); "
+                "call the model under torch.no_grad() or pass input.detach()"
+            )
+        return value.contiguous()  # no copy when already contiguous
+
+    def _hand_over(self, entry: _Compiled, tensors: list[Any], device_type: str) -> None:
+        """Validate the parameters and keep what the runtime reads (contiguous
+        copies where needed) alive in the entry until they change again."""
+        dtype = self._sol.dtype
+        handed = []
+        for name, tensor in zip(entry.parameter_names, tensors):
+            if not isinstance(tensor, torch.Tensor) or tensor.dtype != dtype or tensor.device.type != device_type:
+                self._raise_parameter_error(name, tensor, device_type)
+            handed.append(tensor if tensor.is_contiguous() else tensor.contiguous())
+        entry.parameters = handed
+        entry.parameter_pointers = [tensor.data_ptr() for tensor in handed]
+
+    def _raise_parameter_error(self, name: str, tensor: Any, device_type: str) -> None:
+        if not isinstance(tensor, torch.Tensor):
+            raise RuntimeError(f"SOL model parameter {name!r} is {type(tensor).__name__}, not a tensor")
+        if tensor.dtype != self._sol.dtype:
+            raise TypeError(f"parameter {name!r} has dtype {tensor.dtype}, but the SOL model expects {self._sol.dtype}")
+        raise core().DeviceError(f"parameter {name!r} is on {tensor.device}, but SOL needs {device_type} tensors")
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        engine = self._sol
+        if self.training and engine.mode_dependent:
+            raise UnsupportedError(
+                "SOL runs inference only so far, and this model behaves differently in training mode ("
+                + ", ".join(engine.mode_dependent[:5])
+                + (", ..." if len(engine.mode_dependent) > 5 else "")
+                + "); call .eval() on the SOL model first"
+            )
+        if len(inputs) != len(engine.ranks):
+            raise TypeError(f"the SOL model takes {len(engine.ranks)} input(s), got {len(inputs)}")
+        device, index = sol_device.get()
+        device_type = _TORCH_DEVICE_TYPES[device.name]
+        tensors = [self._check_input(i, value, device_type, device) for i, value in enumerate(inputs)]
+        shapes: Shapes = tuple(tuple(tensor.shape) for tensor in tensors)
+
+        with torch.no_grad():
+            with engine.lock:
+                entry = self._compiled_for(shapes, device, index)
+                current = [storage.get(key) for storage, key in entry.parameter_slots]
+                fingerprint = _fingerprint(current)
+                changed = fingerprint is None or fingerprint != entry.fingerprint
+                if changed:
+                    # Only changed parameters are validated again: the fast path is one
+                    # tuple comparison.
+                    self._hand_over(entry, current, device_type)
+                    entry.fingerprint = fingerprint
+                    entry.refresh_lock.acquire()  # taken under engine.lock: no call slips in between
+                # Local references: keep the handed-over tensors (possibly contiguous
+                # copies) alive through run() even if another thread replaces them.
+                parameters, parameter_pointers = entry.parameters, entry.parameter_pointers
+            outputs = [
+                torch.empty(shape, dtype=dtype, device=tensors[0].device if tensors else "cpu")
+                for shape, dtype in zip(entry.output_shapes, entry.output_dtypes)
+            ]
+            if any(tensor.numel() == 0 for tensor in tensors):
+                # Batch 0 is legal in PyTorch. Empty tensors have no memory to point at,
+                # so the runtime is not called; there is nothing to compute.
+                if changed:
+                    entry.fingerprint = None
+                    entry.refresh_lock.release()
+                if all(output.numel() == 0 for output in outputs):
+                    return pytree.tree_unflatten(outputs, engine.output_spec)
+                raise core().ShapeError(
+                    f"the SOL model got empty inputs of shape {_format_shapes(shapes)} but would produce "
+                    f"non-empty outputs {[list(o.shape) for o in outputs]}"
+                )
+            input_pointers = [tensors[i].data_ptr() for i in entry.input_order]
+            output_pointers = [tensor.data_ptr() for tensor in outputs]
+            if changed:
+                try:
+                    entry.model.run(input_pointers, parameter_pointers, output_pointers, True)
+                except BaseException:
+                    entry.fingerprint = None  # derived values may be half-written: recompute next time
+                    raise
+                finally:
+                    entry.refresh_lock.release()
+            else:
+                with entry.refresh_lock:  # wait for a refresh another thread started
+                    pass
+                entry.model.run(input_pointers, parameter_pointers, output_pointers, False)
+            del parameters  # held until here on purpose
+        return pytree.tree_unflatten(outputs, engine.output_spec)
+
+    def extra_repr(self) -> str:
+        shapes = sorted({key[0] for key in self._sol.compiled})
+        return f"sol: dtype={self._sol.dtype}, compiled for {len(shapes)} shape set(s)"
+
+
+# ---------------------------------------------------------------- optimize
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, (torch.Size, tuple, list)) and all(
+        isinstance(size, int) and not isinstance(size, bool) and size >= 0 for size in value
+    )
+
+
+def _input_specs(spec: Any) -> tuple[list[tuple[int, ...]], list[torch.dtype | None]]:
+    """Shapes and (for example tensors) dtypes of the model's inputs.
+
+    Accepts one input (a torch.Size, a tuple/list of ints, an example tensor) or a
+    list/tuple of those for models with several inputs."""
+    if isinstance(spec, torch.Tensor):
+        return [tuple(spec.shape)], [spec.dtype]
+    if _is_shape(spec):
+        return [tuple(spec)], [None]
+    if isinstance(spec, (tuple, list)) and spec and all(isinstance(s, torch.Tensor) or _is_shape(s) for s in spec):
+        shapes, dtypes = [], []
+        for item in spec:
+            item_shapes, item_dtypes = _input_specs(item)
+            shapes += item_shapes
+            dtypes += item_dtypes
+        return shapes, dtypes
+    raise TypeError(
+        "optimize() needs the input size (e.g. x.size() or (8, 3, 224, 224)), an example tensor, "
+        f"or a list of those for several inputs; got {type(spec).__name__}"
+    )
+
+
+def optimize(
+    model: torch.nn.Module,
+    input_size_or_example_tensor: Any,
+    dtype: torch.dtype | None = None,
+) -> SolModule:
+    """Return a SolModule that runs `model` with SOL on the current `sol.device`.
+
+    The model is deep-copied and traced with torch.fx; the graph for the given
+    input shape is built, optimized and compiled now, so unsupported ops, shape
+    errors and compiler errors surface here. Other input shapes are compiled on
+    first use. `dtype` defaults to the example tensor's dtype, else float32.
+    Parameters start as copies of the model's; load new values with
+    `load_state_dict`."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"optimize() needs a torch.nn.Module, got {type(model).__name__}")
+    shapes, example_dtypes = _input_specs(input_size_or_example_tensor)
+    if dtype is None:
+        dtype = next((d for d in example_dtypes if d is not None), torch.float32)
+    if dtype not in SUPPORTED_DTYPES:
+        raise UnsupportedError(
+            f"SOL supports {', '.join(map(str, SUPPORTED_DTYPES))} so far, not {dtype}"
+        )
+
+    model = copy.deepcopy(model)
+    training = model.training
+    # Trace with eval behaviour: `F.dropout(x, training=self.training)` and similar
+    # are evaluated during tracing and baked into the graph.
+    model.eval()
+    graph_module = trace(model)
+    model.train(training)
+    logger.debug("fx graph of %s:\n%s", type(model).__name__, graph_module.graph)
+
+    sol_module = SolModule(model, graph_module, dtype, [len(shape) for shape in shapes])
+    device, index = sol_device.get()
+    logger.debug("optimizing for %s:%d", device.name, index)
+    with sol_module._sol.lock:
+        sol_module._compiled_for(tuple(shapes), device, index)
+    return sol_module
