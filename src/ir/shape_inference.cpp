@@ -178,6 +178,34 @@ TensorType infer_concat(const std::vector<const Tensor*>& in, const Attributes& 
     return {out, first.dtype};
 }
 
+TensorType infer_slice(const Tensor& x, const Attributes& attrs) {
+    const std::int64_t axis = normalize_axis(attrs.get_int("axis"), x.shape.size());
+    const std::int64_t start = attrs.get_int("start"), end = attrs.get_int("end"), step = attrs.get_int("step", 1);
+    if (step < 1 || start < 0 || start > end || end > x.shape[axis])
+        fail("slice [" + std::to_string(start) + ":" + std::to_string(end) + ":" + std::to_string(step) +
+             "] of axis " + std::to_string(axis) + " does not fit " + describe(x) +
+             " (needs 0 <= start <= end <= extent and step >= 1)");
+    Shape out = x.shape;
+    out[axis] = (end - start + step - 1) / step;
+    return {out, x.dtype};
+}
+
+TensorType infer_reduction(const Tensor& x, const Attributes& attrs) {
+    std::vector<bool> reduced(x.shape.size(), false);
+    for (std::int64_t axis : attrs.get_ints("axes")) {
+        const std::int64_t d = normalize_axis(axis, x.shape.size());
+        if (reduced[d]) fail("axis " + std::to_string(axis) + " is reduced twice");
+        reduced[d] = true;
+    }
+    const bool keepdim = attrs.get_int("keepdim", 0) != 0;
+    Shape out;
+    for (std::size_t d = 0; d < x.shape.size(); ++d)
+        if (!reduced[d]) out.push_back(x.shape[d]);
+        else if (keepdim) out.push_back(1);
+    if (x.dtype == DType::Bool) fail("cannot reduce a bool tensor");
+    return {out, x.dtype};
+}
+
 }  // namespace
 
 std::int64_t window_output_size(std::int64_t input, std::int64_t kernel, std::int64_t stride,
@@ -218,6 +246,9 @@ TensorType infer_type(Op op, const std::vector<const Tensor*>& in, const Attribu
         case Op::Reshape: return infer_reshape(*in[0], attrs);
         case Op::Permute: return infer_permute(*in[0], attrs);
         case Op::Concat: return infer_concat(in, attrs);
+        case Op::Slice: return infer_slice(*in[0], attrs);
+        case Op::Mean:
+        case Op::Sum: return infer_reduction(*in[0], attrs);
         case Op::Softmax:
         case Op::LogSoftmax:
             normalize_axis(attrs.get_int("axis"), in[0]->shape.size());

@@ -1,5 +1,6 @@
 #include "sol/passes/canonicalize.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace sol::passes {
@@ -33,10 +34,19 @@ void canonicalize(ir::Graph& graph) {
                 node.attrs.set("max", node.attrs.get_float("max", std::numeric_limits<double>::infinity()));
                 break;
             case ir::Op::Concat:
+            case ir::Op::Slice:
             case ir::Op::Softmax:
             case ir::Op::LogSoftmax:
                 node.attrs.set("axis", positive_axis(node.attrs.get_int("axis"), rank));
                 break;
+            case ir::Op::Mean:
+            case ir::Op::Sum: {
+                auto axes = node.attrs.get_ints("axes");
+                for (auto& axis : axes) axis = positive_axis(axis, rank);
+                std::sort(axes.begin(), axes.end());
+                node.attrs.set("axes", axes);
+                break;
+            }
             case ir::Op::Permute: {
                 auto dims = node.attrs.get_ints("dims");
                 for (auto& dim : dims) dim = positive_axis(dim, rank);

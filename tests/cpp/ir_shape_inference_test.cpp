@@ -64,6 +64,12 @@ Example infer_example(Op op) {
         case Op::Concat: out = g.add_node(op, {x2, x2, x2}, attrs({{"axis", std::int64_t{0}}}), ""); break;
         case Op::Softmax:
         case Op::LogSoftmax: out = g.add_node(op, {x2}, attrs({{"axis", std::int64_t{-1}}}), ""); break;
+        case Op::Slice:
+            out = g.add_node(op, {x4}, attrs({{"axis", std::int64_t{1}}, {"start", std::int64_t{1}},
+                                              {"end", std::int64_t{4}}, {"step", std::int64_t{2}}}), "");
+            break;
+        case Op::Mean: out = g.add_node(op, {x4}, attrs({{"axes", Ints{2, 3}}}), ""); break;
+        case Op::Sum: out = g.add_node(op, {xi}, attrs({{"axes", Ints{0}}, {"keepdim", std::int64_t{1}}}), ""); break;
     }
     return {g.tensor(out).shape, g.tensor(out).dtype};
 }
@@ -85,7 +91,8 @@ TEST(ShapeInference, EveryOpOfTheTableHasAValidExample) {
         {Op::AvgPool2d, {{2, 4, 4, 4}, DType::Float32}},    {Op::AdaptiveAvgPool2d, {{2, 4, 1, 3}, DType::Float32}},
         {Op::Reshape, {{2, 256}, DType::Float32}},          {Op::Permute, {{5, 3}, DType::Float32}},
         {Op::Concat, {{9, 5}, DType::Float32}},             {Op::Softmax, {{3, 5}, DType::Float32}},
-        {Op::LogSoftmax, {{3, 5}, DType::Float32}},
+        {Op::LogSoftmax, {{3, 5}, DType::Float32}},         {Op::Slice, {{2, 2, 8, 8}, DType::Float32}},
+        {Op::Mean, {{2, 4}, DType::Float32}},               {Op::Sum, {{1, 5}, DType::Int64}},
     };
     ASSERT_EQ(expected.size(), ir::kOpCount) << "a new op needs an example here";
     for (const ir::OpInfo& row : ir::kOpTable) {

@@ -50,6 +50,9 @@ enum Trait : std::uint32_t {
     X(Reshape, "reshape", 1, 1, Movement)                                            \
     X(Permute, "permute", 1, 1, Movement)                                            \
     X(Concat, "concat", 1, -1, Movement)                                             \
+    X(Slice, "slice", 1, 1, Movement)                                                \
+    X(Mean, "mean", 1, 1, Reduction | FloatOnly)                                     \
+    X(Sum, "sum", 1, 1, Reduction)                                                   \
     X(Softmax, "softmax", 1, 1, Reduction | FloatOnly)                               \
     X(LogSoftmax, "log_softmax", 1, 1, Reduction | FloatOnly)
 
@@ -75,7 +78,7 @@ inline constexpr OpInfo kOpTable[] = {
 };
 
 inline constexpr std::size_t kOpCount = sizeof(kOpTable) / sizeof(kOpTable[0]);
-static_assert(kOpCount == 31, "op table changed: update shape rules, emitters and tests");
+static_assert(kOpCount == 34, "op table changed: update shape rules, emitters and tests");
 
 constexpr const OpInfo& info(Op op) { return kOpTable[static_cast<std::size_t>(op)]; }
 constexpr bool has_trait(Op op, Trait trait) { return (info(op).traits & trait) != 0; }

@@ -1,5 +1,5 @@
-// Ops that only move elements: reshape (a copy of contiguous memory), permute
-// and concat.
+// Ops that only move elements: reshape (a copy of contiguous memory), permute,
+// concat and slice.
 #include "kernel_builder.h"
 
 namespace sol::codegen::cpu {
@@ -42,6 +42,24 @@ void emit_concat(KernelBuilder& b) {
     }
 }
 
+// Elements start, start+step, ... of one axis; every other axis whole.
+void emit_slice(KernelBuilder& b) {
+    const ir::Shape& out = b.result().shape;
+    const std::int64_t axis = b.anchor().attrs.get_int("axis");
+    const std::int64_t start = b.anchor().attrs.get_int("start"), step = b.anchor().attrs.get_int("step", 1);
+    const auto in_strides = contiguous_strides(b.input(0).shape);
+    std::string source_offset;
+    for (std::size_t d = 0; d < out.size(); ++d) {
+        std::string index = "i" + std::to_string(d);
+        if (static_cast<std::int64_t>(d) == axis)
+            index = "(" + std::to_string(start) + " + " + index + (step == 1 ? "" : "*" + std::to_string(step)) + ")";
+        source_offset += (d ? " + " : "") + index + "*" + std::to_string(in_strides[d]);
+    }
+    const std::string x = b.pointer(b.anchor().inputs[0]);
+    b.body << b.parallel_for(1, ir::element_count(out)) << b.open_loops(out, 0, out.size())
+           << "    out[" << b.output_offset() << "] = " << x << "[" << source_offset << "];\n";
+}
+
 }  // namespace
 
 void emit_movement(KernelBuilder& b) {
@@ -51,6 +69,7 @@ void emit_movement(KernelBuilder& b) {
                    << ir::element_count(b.result().shape) << " * sizeof(" << b.value_type() << "));\n";
             return;
         case ir::Op::Permute: emit_permute(b); return;
+        case ir::Op::Slice: emit_slice(b); return;
         default: emit_concat(b); return;
     }
 }

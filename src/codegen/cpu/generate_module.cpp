@@ -37,6 +37,7 @@ void emit(KernelBuilder& builder) {
     if (ir::has_trait(op, ir::Pooling)) return emit_pooling(builder);
     if (ir::has_trait(op, ir::Movement)) return emit_movement(builder);
     if (op == ir::Op::Softmax || op == ir::Op::LogSoftmax) return emit_softmax(builder);
+    if (op == ir::Op::Mean || op == ir::Op::Sum) return emit_reduction(builder);
     if (ir::has_trait(op, ir::Elementwise)) return emit_elementwise(builder);
     throw Error("internal: no CPU emitter for op '" + std::string(ir::name(op)) + "'");
 }

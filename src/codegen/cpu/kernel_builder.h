@@ -69,5 +69,6 @@ void emit_pooling(KernelBuilder& builder);
 void emit_elementwise(KernelBuilder& builder);
 void emit_movement(KernelBuilder& builder);
 void emit_softmax(KernelBuilder& builder);
+void emit_reduction(KernelBuilder& builder);
 
 }  // namespace sol::codegen::cpu
