@@ -131,6 +131,7 @@ _FRAME = re.compile(
 _TORCH_DIRS = tuple(
     {os.path.dirname(torch.__file__) + os.sep, os.path.realpath(os.path.dirname(torch.__file__)) + os.sep}
 )
+_FX_DIRS = tuple(os.path.join(root, "fx") + os.sep for root in _TORCH_DIRS)
 
 
 def source_location(stack_trace: str | None) -> SourceLocation | None:
@@ -146,7 +147,11 @@ def source_location(stack_trace: str | None) -> SourceLocation | None:
         for m in _FRAME.finditer(stack_trace)
     ]
     user_frames = [f for f in frames if not f.file.startswith(_TORCH_DIRS)]
-    chosen = user_frames or frames
+    # A model with no forward of its own (a bare nn.Sequential) has no user
+    # frame: then name torch's module code (Sequential.forward), never the
+    # tracer's own machinery in torch/fx.
+    module_frames = [f for f in frames if not f.file.startswith(_FX_DIRS)]
+    chosen = user_frames or module_frames
     return chosen[-1] if chosen else None
 
 

@@ -1,0 +1,281 @@
+"""Small networks end to end, the state_dict round trip, call forms and threads."""
+
+import copy
+import re
+import threading
+
+import pytest
+import torch
+import torch.nn as nn
+
+from solcheck import assert_close_rel, check_module, eager, max_rel_error, optimize
+
+
+def randomize_batchnorms(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_(torch.randn(c, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(c, generator=g) * 0.5)
+    return model
+
+
+class SmallCNN(nn.Module):
+    """(conv-bn-relu-maxpool) x 2 + linear, for 3x16x16 inputs."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+        self.classifier = nn.Linear(16 * 4 * 4, classes)
+
+    def forward(self, x):
+        x = self.features(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+
+def small_cnn(seed=0):
+    torch.manual_seed(seed)
+    return randomize_batchnorms(SmallCNN(), seed).eval()
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, 16), nn.Tanh(),
+                                 nn.Linear(16, 5))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class LinearRegression(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(7, 1)
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+class LogisticRegression(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(7, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.linear(x))
+
+
+NETWORKS = {
+    "small-cnn": (small_cnn, (3, 16, 16)),
+    "mlp": (MLP, (20,)),
+    "linear-regression": (LinearRegression, (7,)),
+    "logistic-regression": (LogisticRegression, (7,)),
+}
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_network(name, batch):
+    make, shape = NETWORKS[name]
+    check_module(make(), torch.randn(batch, *shape))
+
+
+def test_optimize_accepts_example_tensor():
+    check_module(MLP(), torch.randn(2, 20), example="tensor")
+
+
+def test_result_is_a_module_with_the_same_state_dict_keys():
+    model = small_cnn()
+    sol_model = optimize(model, torch.randn(2, 3, 16, 16))
+    assert isinstance(sol_model, nn.Module)
+    assert sorted(sol_model.state_dict()) == sorted(model.state_dict())
+
+
+def test_state_dict_round_trip():
+    """Optimize model A, load B's weights: the output is B's (BatchNorm folding included)."""
+    model_a, model_b = small_cnn(seed=1), small_cnn(seed=2)
+    x = torch.randn(3, 3, 16, 16)
+    ref_a, ref_b = eager(model_a, x), eager(model_b, x)
+    assert max_rel_error(ref_a, ref_b) > 1e-2, "test set-up: A and B should differ"
+
+    sol_model = optimize(model_a, x)
+    assert_close_rel(sol_model(x), ref_a, name="A's weights")
+
+    # copies: were SOL to share tensors with A, loading B must not change the state we restore
+    state_a = copy.deepcopy(model_a.state_dict())
+    sol_model.load_state_dict(model_b.state_dict())
+    out_b = sol_model(x)
+    assert_close_rel(out_b, ref_b, name="after loading B's weights")
+    assert max_rel_error(out_b, ref_a) > 1e-2, "output still A's after loading B's weights"
+
+    sol_model.load_state_dict(state_a)
+    assert_close_rel(sol_model(x), ref_a, name="after loading A's weights back")
+
+
+def test_state_dict_round_trip_before_first_call():
+    """Loading other weights before the first call: the first result already uses them."""
+    model_a, model_b = small_cnn(seed=3), small_cnn(seed=4)
+    x = torch.randn(1, 3, 16, 16)
+    sol_model = optimize(model_a, x)
+    sol_model.load_state_dict(model_b.state_dict())
+    assert_close_rel(sol_model(x), eager(model_b, x), name="B's weights")
+
+
+def test_inplace_parameter_update_is_seen():
+    """Parameters and running statistics changed in place (as an optimizer or a
+    manual edit would) change the next result: nothing is baked in."""
+    model = small_cnn(seed=5)
+    x = torch.randn(2, 3, 16, 16)
+    sol_model = optimize(model, x)
+    assert_close_rel(sol_model(x), eager(model, x), name="before the update")
+    with torch.no_grad():
+        for mine, theirs in ((sol_model.state_dict(), model.state_dict()),):
+            for key in ("features.1.running_mean", "features.4.weight", "classifier.bias"):
+                mine[key].add_(0.25)
+                theirs[key].add_(0.25)
+    assert_close_rel(sol_model(x), eager(model, x), name="after the in-place update")
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad_enabled"])
+def test_call_under_grad_modes(mode):
+    model = MLP()
+    x = torch.randn(2, 20)
+    sol_model = optimize(model, x)
+    ref = eager(model, x)
+    if mode == "no_grad":
+        with torch.no_grad():
+            out = sol_model(x)
+    elif mode == "inference_mode":
+        with torch.inference_mode():
+            out = sol_model(x)
+    else:
+        out = sol_model(x)
+    assert_close_rel(out.detach(), ref)
+
+
+@pytest.mark.parametrize("layout", ["permuted", "channels_last", "sliced"])
+def test_non_contiguous_input(layout):
+    """Inputs that are views with unusual strides give the same answer as contiguous ones."""
+    model = small_cnn(seed=6)
+    x = torch.randn(2, 3, 16, 16)
+    sol_model = optimize(model, x)
+    if layout == "permuted":
+        y = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    elif layout == "channels_last":
+        y = x.contiguous(memory_format=torch.channels_last)
+    else:
+        big = torch.randn(2, 3, 16, 32)
+        big[..., ::2] = x
+        y = big[..., ::2]
+    assert not y.is_contiguous()
+    assert torch.equal(y, x)
+    assert_close_rel(sol_model(y), eager(model, x))
+
+
+class NonPersistentBuffer(nn.Module):
+    """A buffer outside the state_dict still reaches SOL after load_state_dict."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 4)
+        self.register_buffer("scale", torch.rand(4) + 0.5, persistent=False)
+
+    def forward(self, x):
+        return self.fc(x) * self.scale
+
+
+def test_non_persistent_buffer():
+    check_module(NonPersistentBuffer(), torch.randn(3, 5))
+
+
+def test_input_requiring_grad_is_not_silently_detached():
+    """Inference only for now; but an output cut off from its input's autograd graph
+    would silently drop gradients (saliency maps, adversarial inputs). Either
+    gradients flow correctly or SOL says it cannot."""
+    model = MLP().eval()
+    x = torch.randn(2, 20)
+    sol_model = optimize(model, x)
+    x_sol = x.clone().requires_grad_()
+    x_ref = x.clone().requires_grad_()
+    pattern = r"grad|backward|inference|train"
+    try:
+        out = sol_model(x_sol)
+    except Exception as error:
+        assert re.search(pattern, str(error), re.IGNORECASE), f"unclear error: {error}"
+        return
+    assert out.requires_grad, "the output does not require grad although the input does: gradients silently lost"
+    try:
+        out.sum().backward()
+    except Exception as error:
+        assert re.search(pattern, str(error), re.IGNORECASE), f"unclear error: {error}"
+        return
+    model(x_ref).sum().backward()
+    assert_close_rel(x_sol.grad, x_ref.grad, name="input gradient")
+
+
+class TwoOutputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return y.relu(), torch.sigmoid(y)
+
+
+def test_tuple_output():
+    check_module(TwoOutputs(), torch.randn(3, 6))
+
+
+def test_deepcopy_of_optimized_model():
+    model = small_cnn(seed=8)
+    x = torch.randn(2, 3, 16, 16)
+    sol_model = optimize(model, x)
+    clone = copy.deepcopy(sol_model)
+    with torch.no_grad():
+        for tensor in clone.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.mul_(1.5)
+    # the copy has its own parameters: the original is unchanged
+    assert_close_rel(sol_model(x), eager(model, x), name="original")
+    assert max_rel_error(clone(x), eager(model, x)) > 1e-2, "the deep copy shares parameters with the original"
+
+
+@pytest.mark.parametrize("batches", [(2, 2, 2, 2), (2, 3, 2, 3)], ids=["same-shape", "mixed-batch"])
+def test_threads_share_one_model(batches):
+    """4 Python threads call the same SOL model at once, each with its own input.
+    With mixed batch sizes, a thread may trigger a compile while others run."""
+    model = small_cnn(seed=7)
+    sol_model = optimize(model, torch.randn(2, 3, 16, 16))
+    inputs = [torch.randn(b, 3, 16, 16) for b in batches]
+    refs = [eager(model, x) for x in inputs]
+    errors, results = [], {}
+    barrier = threading.Barrier(len(inputs))
+
+    def worker(i):
+        try:
+            barrier.wait()
+            for rep in range(10):
+                results[(i, rep)] = sol_model(inputs[i])
+        except Exception as error:  # reported below, with the thread it came from
+            errors.append((i, repr(error)))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert not errors, errors
+    worst = max(max_rel_error(out, refs[i]) for (i, _), out in results.items())
+    print(f"threads: worst max rel error {worst:.3e}")
+    assert worst <= 1e-4, f"a thread got a wrong answer: max rel error {worst:.3e}"
+    assert len(results) == 10 * len(inputs)

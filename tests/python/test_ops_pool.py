@@ -1,0 +1,88 @@
+"""MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and their functional forms."""
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from solcheck import Lambda, check_module
+
+# (input shape, MaxPool2d arguments)
+MAXPOOL_CASES = {
+    "k2": ((2, 3, 8, 8), dict(kernel_size=2)),
+    "k3-default-stride-floor": ((1, 1, 7, 7), dict(kernel_size=3)),
+    "k3-s2-odd": ((1, 2, 9, 7), dict(kernel_size=3, stride=2)),
+    "k3-s2-p1": ((1, 2, 9, 9), dict(kernel_size=3, stride=2, padding=1)),
+    "k3-s2-ceil": ((1, 3, 10, 10), dict(kernel_size=3, stride=2, ceil_mode=True)),
+    "k3-s2-p1-ceil": ((1, 2, 11, 11), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    "k(2,3)-s(1,2)": ((1, 2, 8, 11), dict(kernel_size=(2, 3), stride=(1, 2))),
+    "k2-s1-dilation2": ((1, 2, 9, 9), dict(kernel_size=2, stride=1, dilation=2)),
+}
+
+
+@pytest.mark.parametrize("case", list(MAXPOOL_CASES))
+def test_maxpool2d(case):
+    shape, kwargs = MAXPOOL_CASES[case]
+    check_module(nn.Sequential(nn.MaxPool2d(**kwargs)), torch.randn(shape))
+
+
+def test_maxpool2d_all_negative_padded():
+    """Padding must act as -inf, not 0: with all-negative inputs a zero would win."""
+    check_module(nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1)), -torch.rand(1, 2, 6, 6) - 1,
+                 make_input=lambda: -torch.rand(1, 2, 6, 6) - 1)
+
+
+# (input shape, AvgPool2d arguments)
+AVGPOOL_CASES = {
+    "k2": ((2, 3, 8, 8), dict(kernel_size=2)),
+    "k2-s1-overlapping": ((1, 2, 5, 6), dict(kernel_size=2, stride=1)),
+    "k3-s2-p1-include-pad": ((1, 2, 9, 9), dict(kernel_size=3, stride=2, padding=1)),
+    "k3-s2-p1-exclude-pad": ((1, 2, 9, 9), dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)),
+    "k3-s2-ceil": ((1, 2, 10, 10), dict(kernel_size=3, stride=2, ceil_mode=True)),
+    "k3-s2-p1-ceil-include-pad": ((1, 2, 10, 10), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    "k3-s2-p1-ceil-exclude-pad": ((1, 2, 10, 10), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True,
+                                                        count_include_pad=False)),
+    "k(3,2)-s(2,1)-divisor4": ((1, 3, 7, 6), dict(kernel_size=(3, 2), stride=(2, 1), divisor_override=4)),
+    "k3-p1-divisor5-ceil": ((1, 1, 8, 8), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True,
+                                               divisor_override=5)),
+}
+
+
+@pytest.mark.parametrize("case", list(AVGPOOL_CASES))
+def test_avgpool2d(case):
+    shape, kwargs = AVGPOOL_CASES[case]
+    check_module(nn.Sequential(nn.AvgPool2d(**kwargs)), torch.randn(shape))
+
+
+# (input shape, output size)
+ADAPTIVE_CASES = {
+    "1x1": ((2, 3, 7, 9), (1, 1)),
+    "int-1": ((1, 4, 5, 5), 1),
+    "2x3-non-divisible": ((1, 3, 7, 9), (2, 3)),
+    "3x4-non-divisible": ((1, 3, 7, 9), (3, 4)),
+    "4x4-divisible": ((2, 4, 8, 8), (4, 4)),
+    "identity": ((1, 2, 7, 9), (7, 9)),
+    "none-keeps-height": ((1, 2, 6, 9), (None, 4)),
+    "larger-than-input": ((1, 2, 3, 4), (5, 6)),
+}
+
+
+@pytest.mark.parametrize("case", list(ADAPTIVE_CASES))
+def test_adaptive_avgpool2d(case):
+    shape, size = ADAPTIVE_CASES[case]
+    check_module(nn.Sequential(nn.AdaptiveAvgPool2d(size)), torch.randn(shape))
+
+
+FUNCTIONAL_POOLS = {
+    "F.max_pool2d": lambda x: F.max_pool2d(x, 3, 2, 1),
+    "F.max_pool2d-kw-ceil": lambda x: F.max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True),
+    "F.avg_pool2d": lambda x: F.avg_pool2d(x, 2, ceil_mode=True),
+    "F.avg_pool2d-exclude-pad": lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False),
+    "F.adaptive_avg_pool2d": lambda x: F.adaptive_avg_pool2d(x, (2, 2)),
+    "flatten(adaptive_avg_pool2d(x,1))": lambda x: torch.flatten(F.adaptive_avg_pool2d(x, 1), 1),
+}
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONAL_POOLS))
+def test_pool_functional(name):
+    check_module(Lambda(FUNCTIONAL_POOLS[name], name), torch.randn(2, 3, 7, 7))
