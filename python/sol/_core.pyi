@@ -25,6 +25,10 @@ Op vocabulary (op name -> inputs; attributes). Shapes are NCHW.
   reshape             x                          shape[...] (at most one -1)
   permute             x                          dims[...]
   concat              x0, x1, ...                axis (negative counts from the end)
+  slice               x                          axis start end step   (0 <= start <= end <= extent,
+                                                 step >= 1; extent ceil((end-start)/step))
+  mean sum            x                          axes[...] keepdim (0/1)   (sum also on integers;
+                                                 mean is float only)
   softmax log_softmax x                          axis
 """
 

@@ -519,6 +519,7 @@ INPLACE_FUNCTIONS = frozenset(
     + _existing(F, "relu_", "hardtanh_")
 )
 
-# Shape handling (reshape, permute, concat, size queries) lives in shape_ops.py;
-# importing it registers its handlers in the tables above.
-from sol.pytorch import shape_ops  # noqa: E402,F401
+# Shape handling (reshape, permute, concat, size queries) lives in shape_ops.py,
+# indexing and splitting in indexing_ops.py, mean/sum in reduction_ops.py;
+# importing them registers their handlers in the tables above.
+from sol.pytorch import indexing_ops, reduction_ops, shape_ops  # noqa: E402,F401

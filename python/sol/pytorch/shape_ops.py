@@ -9,7 +9,6 @@ into the tables of `op_mapping` (which imports this module).
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any
 
 import torch
@@ -65,14 +64,6 @@ def assert_(b, condition, message):
     if not condition:
         raise AssertionError(message)
     return None
-
-
-@functions(operator.getitem)
-def getitem(b, container, index):
-    # Python containers holding tensors (e.g. a tuple a submodule returned).
-    if isinstance(container, TensorValue):
-        _reject("tensor indexing and slicing")
-    return container[index]
 
 
 # ---------------------------------------------------------------- no-op views
@@ -148,6 +139,29 @@ def flatten_module(b, module, input):
     return flatten(b, input, module.start_dim, module.end_dim)
 
 
+@functions(torch.unsqueeze)
+@methods("unsqueeze", "unsqueeze_")
+def unsqueeze(b, input, dim):
+    x = _tensor(input)
+    shape = b.shape(x)
+    at = _axis(dim, len(shape) + 1)  # a new axis may go after the last one
+    return _reshape(b, x, shape[:at] + [1] + shape[at:])
+
+
+@functions(torch.squeeze)
+@methods("squeeze", "squeeze_")
+def squeeze(b, input, dim=None):
+    x = _tensor(input)
+    shape = b.shape(x)
+    if dim is None:
+        axes = set(range(len(shape)))
+    else:
+        axes = {_axis(d, len(shape)) for d in (dim if isinstance(dim, (tuple, list)) else [dim])}
+    # torch leaves named axes whose size is not 1 alone.
+    kept = [size for axis, size in enumerate(shape) if not (axis in axes and size == 1)]
+    return x if kept == shape else _reshape(b, x, kept)
+
+
 # ---------------------------------------------------------------- permute family
 
 
@@ -210,3 +224,12 @@ def cat(b, tensors, dim=0):
 @functions(*[getattr(torch, n) for n in ("concatenate",) if hasattr(torch, n)])
 def concatenate(b, tensors, axis=0):
     return _concat(b, tensors, axis)
+
+
+@functions(torch.stack)
+def stack(b, tensors, dim=0):
+    if not isinstance(tensors, (tuple, list)) or not tensors:
+        _reject("expects a non-empty sequence of tensors")
+    inputs = [_tensor(item, "every stacked value") for item in tensors]
+    at = _axis(dim, len(b.shape(inputs[0])) + 1)
+    return _concat(b, [unsqueeze(b, item, at) for item in inputs], at)
