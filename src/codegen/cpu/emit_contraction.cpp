@@ -1,10 +1,11 @@
 // Convolution and matrix-product kernels.
 //
-// conv2d walks one output row per iteration: the row's accumulators stay in
-// registers/L1 while input rows stream past, and the innermost loop over
-// output columns has a fixed stride, so the host compiler vectorizes it. The
-// valid column range of each kernel tap is precomputed, so the vector loop
-// carries no bounds checks.
+// conv2d computes one output row for a block of output channels per
+// iteration: the block's accumulator rows stay in L1 while each input row is
+// loaded once and used by every channel of the block, and the innermost loop
+// over output columns has a fixed stride, so the host compiler vectorizes it.
+// The valid column range of each kernel tap is precomputed, so the vector
+// loop carries no bounds checks.
 #include "kernel_builder.h"
 
 #include <algorithm>
