@@ -25,7 +25,7 @@ done
 
 PYTHON=${PYTHON:-python3}
 VENV=${SOL_VENV:-$ROOT/.venv}
-read -r -a APT_PACKAGES <<< "${SOL_APT_PACKAGES:-g++ cmake libgtest-dev libxxhash-dev}"
+read -r -a APT_PACKAGES <<< "${SOL_APT_PACKAGES:-g++ cmake libgtest-dev libxxhash-dev libdnnl-dev}"
 
 say() { printf '\n== %s\n' "$*"; }
 

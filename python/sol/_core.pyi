@@ -68,6 +68,9 @@ class CompiledModel:
     output_shapes: list[list[int]]
     output_dtypes: list[str]
     source_path: str                # the generated source, for the curious
+    kernel_calls: int               # steps per call
+    unique_kernels: int             # distinct generated kernels (identical layers share one)
+    library_calls: int              # steps run by a vendor library (oneDNN) instead of generated code
     def run(self, inputs: Sequence[int], parameters: Sequence[int], outputs: Sequence[int],
             parameters_changed: bool) -> None:
         """Pointers (as ints) to contiguous host memory. Releases the GIL; safe to

@@ -140,6 +140,7 @@ NB_MODULE(_core, m) {
                          return path.substr(0, path.size() - 3) + ".cpp";
                      })
         .def_prop_ro("kernel_calls", &runtime::CompiledModel::kernel_calls)
+        .def_prop_ro("library_calls", &runtime::CompiledModel::library_calls)
         .def_prop_ro("unique_kernels", &runtime::CompiledModel::unique_kernels)
         .def_prop_ro("workspace_bytes", &runtime::CompiledModel::workspace_bytes)
         .def(

@@ -1,7 +1,10 @@
 #include "sol/runtime/compiled_model.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <sstream>
 
 #include "sol/error.h"
 #include "sol/log.h"
@@ -42,11 +45,18 @@ CompiledModel::CompiledModel(const ir::Graph& graph, devices::Device& device) : 
     // Steps, and which step writes each tensor.
     std::vector<int> writer(graph.tensor_count(), -1);
     for (const codegen::KernelCall& call : module.calls) {
-        Step step{reinterpret_cast<devices::KernelFunction>(library_->symbol(call.function)), call.arguments,
-                  call.parameter_stage};
+        Step step;
+        step.description = (call.backend == "dfp" ? "" : "[" + call.backend + "] ") + call.description;
+        step.arguments = call.arguments;
+        step.parameter_stage = call.parameter_stage;
+        if (call.backend == "dfp")
+            step.function = reinterpret_cast<devices::KernelFunction>(library_->symbol(call.function));
+        else
+            step.library = device.instantiate(graph, call);
         writer[call.arguments.back()] = static_cast<int>(steps_.size());
         steps_.push_back(std::move(step));
-        log::debug("kernel " + call.function + ": " + call.description);
+        log::debug("kernel " + (call.backend == "dfp" ? call.function : "[" + call.backend + "]") + ": " +
+                   call.description);
     }
 
     // Graph outputs are written straight into the caller's memory when a
@@ -107,16 +117,39 @@ CompiledModel::CompiledModel(const ir::Graph& graph, devices::Device& device) : 
     for (const BufferLifetime& b : lifetimes)
         locations_[b.tensor] = {Place::Workspace, static_cast<std::size_t>(plan.offsets[b.tensor])};
     workspace_bytes_ = plan.workspace_bytes;
-    has_parameter_stage_ =
-        std::any_of(steps_.begin(), steps_.end(), [](const Step& step) { return step.parameter_stage; });
+    // Library kernels prepare (reorder) their weights in the parameter stage.
+    profiling_ = std::getenv("SOL_PROFILE") != nullptr && std::string(std::getenv("SOL_PROFILE")) != "0";
+    step_seconds_.assign(steps_.size(), 0.0);
+    has_parameter_stage_ = std::any_of(steps_.begin(), steps_.end(),
+                                       [](const Step& step) { return step.parameter_stage || step.library; });
+}
+
+void CompiledModel::print_profile() const {
+    std::vector<std::size_t> order(steps_.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [this](auto a, auto b) { return step_seconds_[a] > step_seconds_[b]; });
+    double total = 0;
+    for (double seconds : step_seconds_) total += seconds;
+    std::ostringstream out;
+    out.precision(3);
+    out << std::fixed << "profile over " << profiled_calls_ << " calls: " << total * 1e3 / profiled_calls_
+        << " ms per call in kernels; heaviest steps (ms per call):";
+    for (std::size_t k = 0; k < order.size() && k < 15; ++k)
+        out << "\n  " << step_seconds_[order[k]] * 1e3 / profiled_calls_ << "  " << steps_[order[k]].description;
+    log::progress(out.str());
 }
 
 CompiledModel::~CompiledModel() {
+    if (profiling_ && profiled_calls_ > 0) print_profile();
     for (void* buffer : derived_buffers_) device_.release(buffer);
     for (void* workspace : workspace_pool_) device_.release(workspace);
 }
 
 std::string CompiledModel::library_path() const { return library_->path().string(); }
+
+std::size_t CompiledModel::library_calls() const {
+    return std::count_if(steps_.begin(), steps_.end(), [](const Step& step) { return step.library != nullptr; });
+}
 
 void* CompiledModel::address(int tensor, const CallContext& context) const {
     const Location& where = locations_[tensor];
@@ -131,13 +164,45 @@ void* CompiledModel::address(int tensor, const CallContext& context) const {
     throw Error("internal: tensor %" + std::to_string(tensor) + " has no storage");
 }
 
-void CompiledModel::run_steps(bool parameter_stage, CallContext& context) {
+std::vector<void*> CompiledModel::addresses(const Step& step, const CallContext& context) const {
     std::vector<void*> args;
-    for (const Step& step : steps_) {
+    args.reserve(step.arguments.size());
+    for (int id : step.arguments) args.push_back(address(id, context));
+    return args;
+}
+
+void CompiledModel::run_steps(bool parameter_stage, CallContext& context) {
+    std::vector<double> seconds(profiling_ ? steps_.size() : 0, 0.0);
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+        const Step& step = steps_[i];
         if (step.parameter_stage != parameter_stage) continue;
-        args.clear();
-        for (int id : step.arguments) args.push_back(address(id, context));
-        device_.launch(step.function, args.data());
+        const std::vector<void*> args = addresses(step, context);
+        const auto start = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+        if (step.library)
+            step.library->run(args.data());
+        else
+            device_.launch(step.function, args.data());
+        if (profiling_) seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    if (profiling_ && !parameter_stage) {
+        std::lock_guard<std::mutex> lock(profile_mutex_);
+        for (std::size_t i = 0; i < seconds.size(); ++i) step_seconds_[i] += seconds[i];
+        ++profiled_calls_;
+    }
+}
+
+void CompiledModel::prepare_library_kernels(CallContext& context) {
+    // Their weights may be parameter-stage results: this runs after that stage.
+    // Pointers of per-call tensors are not read by prepare (no workspace yet).
+    for (const Step& step : steps_) {
+        if (!step.library) continue;
+        std::vector<void*> args;
+        for (int id : step.arguments) {
+            const Place place = locations_[id].place;
+            const bool per_call = place == Place::Workspace || place == Place::Output || place == Place::Input;
+            args.push_back(per_call ? nullptr : address(id, context));
+        }
+        step.library->prepare(args.data());
     }
 }
 
@@ -177,6 +242,7 @@ void CompiledModel::run(const std::vector<void*>& inputs, const std::vector<void
     if (has_parameter_stage_ && (parameters_changed || !derived_ready_.load())) {
         std::unique_lock<std::shared_mutex> lock(derived_mutex_);
         run_steps(true, context);
+        prepare_library_kernels(context);
         derived_ready_ = true;
     }
     std::shared_lock<std::shared_mutex> reading(derived_mutex_);

@@ -3,13 +3,18 @@
 // them.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "sol/ir/graph.h"
 
 namespace sol::codegen {
 
 struct KernelCall {
-    std::string function;        // symbol in the compiled module
+    std::string backend = "dfp";  // "dfp": generated code; otherwise a library backend ("dnn")
+    std::string function;        // symbol in the compiled module (dfp only)
+    std::vector<int> nodes;      // the cluster's node indices, anchor first
     std::vector<int> arguments;  // tensor ids: inputs first, the output last
     bool parameter_stage = false;  // depends on parameters only: run once per weight update
     std::string description;     // op chain and origins, for logs and the source listing
@@ -20,5 +25,14 @@ struct GeneratedModule {
     std::vector<KernelCall> calls;  // execution order
     int unique_kernels = 0;         // identical kernels are emitted once
 };
+
+// Picks a library backend for a cluster (node indices, anchor first), or
+// returns "" to generate code for it.
+using BackendSelector = std::function<std::string(const ir::Graph&, const std::vector<int>&)>;
+
+// The tensors a library call reads and writes, in the order its kernel gets
+// them: the anchor's non-constant inputs, the chain's non-constant side
+// inputs, the output last (each tensor once).
+std::vector<int> library_call_arguments(const ir::Graph& graph, const std::vector<int>& cluster);
 
 }  // namespace sol::codegen

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "sol/backends/library_kernel.h"
 #include "sol/codegen/kernel.h"
 #include "sol/ir/graph.h"
 #include "sol/jit/shared_library.h"
@@ -39,6 +40,10 @@ public:
     virtual codegen::GeneratedModule generate(const ir::Graph& graph) = 0;
     // Compiles a generated module (through the cache) and loads it.
     virtual std::shared_ptr<jit::SharedLibrary> build(const codegen::GeneratedModule& module) = 0;
+    // Sets up a library call (call.backend other than "dfp") once, at load
+    // time. Throws sol::Error for a backend the device does not have.
+    virtual std::unique_ptr<backends::LibraryKernel> instantiate(const ir::Graph& graph,
+                                                                 const codegen::KernelCall& call) = 0;
     // Compiler and flags, for `python -m sol` and cache keys.
     virtual std::string compiler_description() const = 0;
 };

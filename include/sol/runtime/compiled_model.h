@@ -39,6 +39,7 @@ public:
     const std::vector<TensorInfo>& parameters() const { return parameters_; }
     const std::vector<TensorInfo>& outputs() const { return outputs_; }
     std::size_t kernel_calls() const { return steps_.size(); }
+    std::size_t library_calls() const;  // steps run by a vendor library (dnn), not generated code
     int unique_kernels() const { return unique_kernels_; }
     std::size_t workspace_bytes() const { return workspace_bytes_; }
     std::string library_path() const;
@@ -56,9 +57,11 @@ private:
         std::size_t index = 0;  // slot (Input/Parameter/Output), buffer (Derived) or offset (Workspace)
     };
     struct Step {
-        devices::KernelFunction function = nullptr;
+        devices::KernelFunction function = nullptr;               // generated code, or
+        std::unique_ptr<backends::LibraryKernel> library;         // a vendor library call
         std::vector<int> arguments;
         bool parameter_stage = false;
+        std::string description;  // for the profile
     };
     struct OutputCopy {
         int tensor;
@@ -68,6 +71,8 @@ private:
     struct CallContext;
 
     void run_steps(bool parameter_stage, CallContext& context);
+    void prepare_library_kernels(CallContext& context);
+    std::vector<void*> addresses(const Step& step, const CallContext& context) const;
     void* address(int tensor, const CallContext& context) const;
     void* acquire_workspace();
     void release_workspace(void* workspace);
@@ -85,6 +90,14 @@ private:
     std::shared_mutex derived_mutex_;  // writers: the parameter stage
     bool has_parameter_stage_ = false;
     std::atomic<bool> derived_ready_{false};
+    // SOL_PROFILE=1: seconds per step summed over all calls, printed (heaviest
+    // first) when the model is destroyed. Off by default: no clock reads.
+    bool profiling_ = false;
+    std::mutex profile_mutex_;
+    std::vector<double> step_seconds_;
+    std::size_t profiled_calls_ = 0;
+    void print_profile() const;
+
     std::mutex pool_mutex_;
     std::vector<void*> workspace_pool_;
 };

@@ -54,18 +54,30 @@ std::string origins(const ir::Graph& graph, const std::vector<int>& cluster) {
 
 }  // namespace
 
-GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target) {
+GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target, const BackendSelector& select) {
     GeneratedModule module;
     const std::vector<bool> derived = graph.parameter_derived();
     std::map<std::string, std::string> functions;  // name -> source, each once
     std::ostringstream plan;
     for (const std::vector<int>& cluster : clusters_in_execution_order(graph)) {
+        const int result = graph.nodes()[cluster.back()].output;
+        // Weight-only clusters run once per update: generated code is enough.
+        const std::string backend = select && !derived[result] ? select(graph, cluster) : "";
+        if (!backend.empty()) {
+            KernelCall call{backend, "", cluster, library_call_arguments(graph, cluster),
+                            static_cast<bool>(derived[result]), std::string(ir::name(graph.nodes()[cluster.front()].op))};
+            const std::string where = origins(graph, cluster);
+            if (!where.empty()) call.description += "  # " + where;
+            plan << "//   [" << backend << "] " << call.description << "\n";
+            module.calls.push_back(std::move(call));
+            continue;
+        }
         KernelBuilder builder(graph, cluster, target);
         emit(builder);
         // The name is the hash of the body: identical layers share one kernel.
         const std::string name = "sol_" + content_hash(builder.function_source("KERNEL")).substr(0, 16);
         functions.emplace(name, builder.function_source(name));
-        KernelCall call{name, builder.arguments(), static_cast<bool>(derived[builder.result().id]),
+        KernelCall call{"dfp", name, cluster, builder.arguments(), static_cast<bool>(derived[result]),
                         builder.description()};
         const std::string where = origins(graph, cluster);
         if (!where.empty()) call.description += "  # " + where;

@@ -5,6 +5,12 @@
 #include <mutex>
 
 #include "sol/codegen/cpu/generate_module.h"
+#include "sol/log.h"
+#ifdef SOL_HAVE_DNNL
+#include <oneapi/dnnl/dnnl_version.h>
+
+#include "sol/backends/dnnl/dnnl_convolution.h"
+#endif
 #include "sol/error.h"
 #include "sol/jit/compiler.h"
 
@@ -50,10 +56,25 @@ public:
     void launch(KernelFunction kernel, void* const* args) override { kernel(args); }
     void synchronize() override {}  // host kernels return when done
 
-    std::vector<std::string> backends() const override { return {"dfp (generated C++, OpenMP)"}; }
+    std::vector<std::string> backends() const override {
+        std::vector<std::string> names;
+        if (dnn_enabled()) names.push_back("dnn (oneDNN " + dnn_version() + ": convolutions)");
+        names.push_back("dfp (generated C++, OpenMP)");
+        return names;
+    }
 
     codegen::GeneratedModule generate(const ir::Graph& graph) override {
-        return codegen::cpu::generate_module(graph, target_);
+        return codegen::cpu::generate_module(graph, target_, [this](const ir::Graph& g, const std::vector<int>& cluster) {
+            return select_backend(g, cluster);
+        });
+    }
+
+    std::unique_ptr<backends::LibraryKernel> instantiate(const ir::Graph& graph,
+                                                         const codegen::KernelCall& call) override {
+#ifdef SOL_HAVE_DNNL
+        if (call.backend == "dnn") return backends::dnnl::make_convolution(graph, call.nodes, call.arguments);
+#endif
+        throw DeviceError("backend '" + call.backend + "' is not available on " + name());
     }
 
     std::shared_ptr<jit::SharedLibrary> build(const codegen::GeneratedModule& module) override {
@@ -76,6 +97,43 @@ public:
     }
 
 private:
+    // SOL_BACKENDS=dfp keeps everything in generated code (for comparisons
+    // and for tracking down a library's fault); the default allows all.
+    static bool dnn_enabled() {
+#ifdef SOL_HAVE_DNNL
+        const char* allowed = std::getenv("SOL_BACKENDS");
+        return allowed == nullptr || std::string(allowed).find("dnn") != std::string::npos;
+#else
+        return false;
+#endif
+    }
+
+    static std::string dnn_version() {
+#ifdef SOL_HAVE_DNNL
+        return std::to_string(DNNL_VERSION_MAJOR) + "." + std::to_string(DNNL_VERSION_MINOR) + "." +
+               std::to_string(DNNL_VERSION_PATCH);
+#else
+        return "";
+#endif
+    }
+
+    // oneDNN for the convolutions it supports (with their fused chain);
+    // generated code for everything else. Every "not chosen" says why.
+    std::string select_backend(const ir::Graph& graph, const std::vector<int>& cluster) const {
+#ifdef SOL_HAVE_DNNL
+        const ir::Node& anchor = graph.nodes()[cluster.front()];
+        if (!dnn_enabled() || anchor.op != ir::Op::Conv2d) return "";
+        std::string reason;
+        if (backends::dnnl::supports_convolution(graph, cluster, reason)) return "dnn";
+        if (log::enabled(log::Level::Debug))
+            log::debug("dnn not chosen for conv2d at " + anchor.origin + ": " + reason + "; using dfp");
+#else
+        (void)graph;
+        (void)cluster;
+#endif
+        return "";
+    }
+
     // Found on first use, so merely listing devices needs no compiler.
     const jit::Compiler& compiler() const {
         std::call_once(compiler_once_, [this] { compiler_ = jit::find_host_compiler(); });

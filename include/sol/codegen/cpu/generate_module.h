@@ -18,7 +18,8 @@ struct CpuTarget {
     std::int64_t conv_channel_block = 8;   // output channels a convolution computes per input pass
 };
 
-// Requires fusion to have assigned Node::cluster to every node.
-GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target);
+// Requires fusion to have assigned Node::cluster to every node. Clusters the
+// selector gives to a library backend get a call without generated code.
+GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target, const BackendSelector& select = {});
 
 }  // namespace sol::codegen::cpu

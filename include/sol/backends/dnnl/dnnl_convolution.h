@@ -1,0 +1,24 @@
+// The "dnn" backend's convolution: oneDNN's convolution primitive with the
+// fused elementwise chain as post-ops (ReLU, clamp, sigmoid, ..., a residual
+// or per-channel add/mul), weights reordered in the parameter stage.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sol/backends/library_kernel.h"
+#include "sol/ir/graph.h"
+
+namespace sol::backends::dnnl {
+
+// Whether a cluster (node indices, anchor first) can run as one oneDNN
+// convolution; when not, `reason` says why (logged as "not chosen").
+bool supports_convolution(const ir::Graph& graph, const std::vector<int>& cluster, std::string& reason);
+
+// Builds the primitive (done once, at load time). `arguments` are the
+// call's tensor ids: x, weight, [bias], side inputs of the chain, output.
+std::unique_ptr<LibraryKernel> make_convolution(const ir::Graph& graph, const std::vector<int>& cluster,
+                                                const std::vector<int>& arguments);
+
+}  // namespace sol::backends::dnnl

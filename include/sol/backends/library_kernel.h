@@ -1,0 +1,20 @@
+// A kernel implemented by calling a vendor library (oneDNN, later cuDNN or
+// cuBLAS) instead of generated code. The runtime calls `prepare` in the
+// parameter stage (after weights changed: reorder them into the library's
+// preferred layout, once, never per call) and `run` on every call.
+//
+// Both receive the cluster's tensors in the order the code generator listed
+// them for the call (codegen::KernelCall::arguments): anchor inputs, then
+// the fused chain's side inputs, the output last.
+#pragma once
+
+namespace sol::backends {
+
+class LibraryKernel {
+public:
+    virtual ~LibraryKernel() = default;
+    virtual void prepare(void* const* args) = 0;  // under the runtime's exclusive lock
+    virtual void run(void* const* args) = 0;      // may run on several threads at once
+};
+
+}  // namespace sol::backends

@@ -1,0 +1,274 @@
+#include "sol/backends/dnnl/dnnl_convolution.h"
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <unordered_map>
+
+#include "sol/error.h"
+
+namespace sol::backends::dnnl {
+namespace {
+
+namespace dn = ::dnnl;
+using tag = dn::memory::format_tag;
+using dt = dn::memory::data_type;
+
+dn::engine& engine() {
+    static dn::engine instance(dn::engine::kind::cpu, 0);
+    return instance;
+}
+
+dn::memory::dims dims_of(const ir::Shape& shape) { return dn::memory::dims(shape.begin(), shape.end()); }
+
+float finite(double value) { return static_cast<float>(std::clamp(value, -double(FLT_MAX), double(FLT_MAX))); }
+
+// The fused chain as oneDNN post-ops; binary post-ops read a graph tensor.
+struct PostOps {
+    dn::post_ops ops;
+    std::vector<std::pair<int, int>> binary_inputs;  // (post-op index, tensor id)
+    std::vector<dn::memory::desc> binary_descs;
+    int sum_input = -1;  // tensor id a `sum` post-op adds (the output is pre-filled with it)
+};
+
+// Appends the post-ops computing `node` from the running value; false (with
+// the reason) when oneDNN has no such post-op.
+bool append_post_op(const ir::Graph& graph, const ir::Node& node, int running, PostOps& post, std::string& reason) {
+    auto eltwise = [&post](dn::algorithm algorithm, float alpha = 0.f, float beta = 0.f) {
+        post.ops.append_eltwise(1.f, algorithm, alpha, beta);
+        return true;
+    };
+    switch (node.op) {
+        case ir::Op::Relu: return eltwise(dn::algorithm::eltwise_relu);
+        case ir::Op::Clamp:
+            return eltwise(dn::algorithm::eltwise_clip_v2, finite(node.attrs.get_float("min")),
+                           finite(node.attrs.get_float("max")));
+        case ir::Op::Sigmoid: return eltwise(dn::algorithm::eltwise_logistic);
+        case ir::Op::Tanh: return eltwise(dn::algorithm::eltwise_tanh);
+        case ir::Op::Gelu:
+            return eltwise(node.attrs.get_int("approximate", 0) ? dn::algorithm::eltwise_gelu_tanh
+                                                                : dn::algorithm::eltwise_gelu_erf);
+        case ir::Op::Silu: return eltwise(dn::algorithm::eltwise_swish, 1.f);
+        case ir::Op::Hardswish: return eltwise(dn::algorithm::eltwise_hardswish);
+        case ir::Op::Hardsigmoid:  // clamp(x/6 + 1/2, 0, 1)
+            eltwise(dn::algorithm::eltwise_linear, 1.f / 6.f, 0.5f);
+            return eltwise(dn::algorithm::eltwise_clip_v2, 0.f, 1.f);
+        case ir::Op::Neg: return eltwise(dn::algorithm::eltwise_linear, -1.f, 0.f);
+        case ir::Op::Add:
+        case ir::Op::Sub:
+        case ir::Op::Mul:
+        case ir::Op::Div: break;
+        default: reason = "oneDNN has no post-op for '" + std::string(ir::name(node.op)) + "'"; return false;
+    }
+    const bool running_first = node.inputs[0] == running;
+    const ir::Tensor& other = graph.tensor(node.inputs[running_first ? 1 : 0]);
+    if (other.kind == ir::TensorKind::Constant) {  // alpha * x + beta
+        const float c = static_cast<float>(other.value);
+        switch (node.op) {
+            case ir::Op::Add: return eltwise(dn::algorithm::eltwise_linear, 1.f, c);
+            case ir::Op::Sub:
+                return running_first ? eltwise(dn::algorithm::eltwise_linear, 1.f, -c)
+                                     : eltwise(dn::algorithm::eltwise_linear, -1.f, c);
+            case ir::Op::Mul: return eltwise(dn::algorithm::eltwise_linear, c, 0.f);
+            default:
+                // x / c as x * (1/c) would round differently from PyTorch.
+                reason = "division by a constant is left to generated code";
+                return false;
+        }
+    }
+    if (!running_first && node.op == ir::Op::Div) {
+        reason = "c / x has no oneDNN post-op";
+        return false;
+    }
+    // A full-size addend (a residual connection) goes through the `sum`
+    // post-op: oneDNN's binary post-op with a full-size operand falls back to
+    // a slow implementation. The output is pre-filled with the addend.
+    if (node.op == ir::Op::Add && other.shape == graph.tensor(running).shape && post.sum_input < 0 &&
+        post.ops.len() == 0) {
+        post.sum_input = other.id;
+        post.ops.append_sum(1.f);
+        return true;
+    }
+    ir::Shape shape = other.shape;  // broadcast against NCHW: leading ones
+    while (shape.size() < 4) shape.insert(shape.begin(), 1);
+    const dn::memory::desc desc(dims_of(shape), dt::f32, tag::abcd);
+    const dn::algorithm algorithm = node.op == ir::Op::Add   ? dn::algorithm::binary_add
+                                    : node.op == ir::Op::Sub ? dn::algorithm::binary_sub
+                                    : node.op == ir::Op::Mul ? dn::algorithm::binary_mul
+                                                             : dn::algorithm::binary_div;
+    post.binary_inputs.push_back({post.ops.len(), other.id});
+    post.binary_descs.push_back(desc);
+    post.ops.append_binary(algorithm, desc);
+    // side - x = -(x - side); add and mul commute.
+    if (!running_first && node.op == ir::Op::Sub) eltwise(dn::algorithm::eltwise_linear, -1.f, 0.f);
+    return true;
+}
+
+struct Plan {
+    dn::convolution_forward::primitive_desc primitive;
+    PostOps post;
+};
+
+// The primitive descriptor for a cluster; throws sol::Error with the reason.
+Plan plan_convolution(const ir::Graph& graph, const std::vector<int>& cluster) {
+    const ir::Node& conv = graph.nodes()[cluster.front()];
+    if (conv.op != ir::Op::Conv2d) throw Error("not a convolution");
+    if (conv.attrs.get_int("groups", 1) != 1)
+        throw Error("grouped convolution is left to generated code (it wins there)");
+    // Weights are reordered once per weight update, so they must come from
+    // parameters, not from a per-call input.
+    const ir::Tensor& weight = graph.tensor(conv.inputs[1]);
+    if (weight.kind == ir::TensorKind::Input ||
+        (weight.kind == ir::TensorKind::Intermediate && !graph.parameter_derived()[weight.id]))
+        throw Error("the weights change per call (they are not parameters)");
+    PostOps post;
+    int running = conv.output;
+    for (std::size_t k = 1; k < cluster.size(); ++k) {
+        const ir::Node& node = graph.nodes()[cluster[k]];
+        std::string reason;
+        if (!append_post_op(graph, node, running, post, reason)) throw Error(reason);
+        running = node.output;
+    }
+    const ir::Shape& x = graph.tensor(conv.inputs[0]).shape;
+    const ir::Shape& w = graph.tensor(conv.inputs[1]).shape;
+    const ir::Shape& y = graph.tensor(conv.output).shape;
+    const auto stride = conv.attrs.get_ints("stride", {1, 1});
+    const auto padding = conv.attrs.get_ints("padding", {0, 0});
+    const auto dilation = conv.attrs.get_ints("dilation", {1, 1});
+    const dn::memory::desc src(dims_of(x), dt::f32, tag::nchw);
+    const dn::memory::desc weights(dims_of(w), dt::f32, tag::any);  // the primitive picks its layout
+    const dn::memory::desc bias({w[0]}, dt::f32, tag::x);
+    // The primitive picks its output layout (blocked where that is faster);
+    // run() reorders back to NCHW when it differs.
+    const dn::memory::desc dst(dims_of(y), dt::f32, tag::any);
+    const dn::memory::dims strides(stride.begin(), stride.end()), pads(padding.begin(), padding.end());
+    const dn::memory::dims dilates{dilation[0] - 1, dilation[1] - 1};  // oneDNN counts gaps
+    const bool has_bias = conv.inputs.size() == 3;
+    auto description = has_bias ? dn::convolution_forward::desc(dn::prop_kind::forward_inference,
+                                                                dn::algorithm::convolution_direct, src, weights,
+                                                                bias, dst, strides, dilates, pads, pads)
+                                : dn::convolution_forward::desc(dn::prop_kind::forward_inference,
+                                                                dn::algorithm::convolution_direct, src, weights,
+                                                                dst, strides, dilates, pads, pads);
+    dn::primitive_attr attributes;
+    attributes.set_post_ops(post.ops);
+    // Each call brings its own scratchpad, so concurrent calls never share one.
+    attributes.set_scratchpad_mode(dn::scratchpad_mode::user);
+    try {
+        return {dn::convolution_forward::primitive_desc(description, attributes, engine()), std::move(post)};
+    } catch (const dn::error& error) {
+        throw Error(std::string("oneDNN rejected the convolution: ") + error.what());
+    }
+}
+
+class Convolution final : public LibraryKernel {
+public:
+    Convolution(const ir::Graph& graph, const std::vector<int>& cluster, const std::vector<int>& arguments)
+        : plan_(plan_convolution(graph, cluster)), primitive_(plan_.primitive) {
+        const ir::Node& conv = graph.nodes()[cluster.front()];
+        auto slot = [&arguments](int tensor) {
+            auto found = std::find(arguments.begin(), arguments.end(), tensor);
+            if (found == arguments.end()) throw Error("internal: a convolution operand is not an argument");
+            return static_cast<int>(found - arguments.begin());
+        };
+        x_ = slot(conv.inputs[0]);
+        weights_ = slot(conv.inputs[1]);
+        bias_ = conv.inputs.size() == 3 ? slot(conv.inputs[2]) : -1;
+        out_ = static_cast<int>(arguments.size()) - 1;
+        for (const auto& [index, tensor] : plan_.post.binary_inputs) binary_slots_.push_back({index, slot(tensor)});
+        sum_ = plan_.post.sum_input >= 0 ? slot(plan_.post.sum_input) : -1;
+        user_dst_ = dn::memory::desc(dims_of(graph.tensor(conv.output).shape), dt::f32, tag::nchw);
+        blocked_dst_ = plan_.primitive.dst_desc() != user_dst_;
+        if (blocked_dst_) {
+            to_user_ = dn::reorder(dn::reorder::primitive_desc(engine(), plan_.primitive.dst_desc(), engine(), user_dst_));
+            if (sum_ >= 0)
+                from_user_ = dn::reorder(dn::reorder::primitive_desc(engine(), user_dst_, engine(), plan_.primitive.dst_desc()));
+        }
+        const ir::Shape& w = graph.tensor(conv.inputs[1]).shape;
+        user_weights_ = dn::memory::desc(dims_of(w), dt::f32, tag::oihw);
+        reordered_size_ = plan_.primitive.weights_desc().get_size();
+        reordered_ = std::aligned_alloc(64, (reordered_size_ + 63) / 64 * 64);
+        if (reordered_ == nullptr) throw Error("out of memory for reordered convolution weights");
+    }
+    ~Convolution() override { std::free(reordered_); }
+
+    // Weights into the primitive's blocked layout, once per weight update.
+    void prepare(void* const* args) override {
+        dn::memory source(user_weights_, engine(), args[weights_]);
+        dn::memory target(plan_.primitive.weights_desc(), engine(), reordered_);
+        dn::stream stream(engine());
+        dn::reorder(source, target).execute(stream, source, target);
+        stream.wait();
+    }
+
+    void run(void* const* args) override {
+        const auto& pd = plan_.primitive;
+        // Per thread, so concurrent calls never share them.
+        thread_local std::vector<char> scratchpad, blocked;
+        scratchpad.resize(std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
+        dn::stream stream(engine());
+        dn::memory user_dst(user_dst_, engine(), args[out_]);
+        dn::memory dst = user_dst;
+        if (blocked_dst_) {
+            blocked.resize(pd.dst_desc().get_size());
+            dst = dn::memory(pd.dst_desc(), engine(), blocked.data());
+        }
+        if (sum_ >= 0) {  // the addend of the sum post-op goes into the output first
+            if (blocked_dst_) {
+                dn::memory addend(user_dst_, engine(), args[sum_]);
+                from_user_.execute(stream, addend, dst);
+            }
+            else
+                std::memcpy(args[out_], args[sum_], user_dst_.get_size());
+        }
+        std::unordered_map<int, dn::memory> operands{
+            {DNNL_ARG_SRC, dn::memory(pd.src_desc(), engine(), args[x_])},
+            {DNNL_ARG_WEIGHTS, dn::memory(pd.weights_desc(), engine(), reordered_)},
+            {DNNL_ARG_DST, dst},
+            {DNNL_ARG_SCRATCHPAD, dn::memory(pd.scratchpad_desc(), engine(), scratchpad.data())}};
+        if (bias_ >= 0) operands.insert({DNNL_ARG_BIAS, dn::memory(pd.bias_desc(), engine(), args[bias_])});
+        for (std::size_t i = 0; i < binary_slots_.size(); ++i) {
+            const auto [index, slot] = binary_slots_[i];
+            operands.insert({DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1,
+                             dn::memory(plan_.post.binary_descs[i], engine(), args[slot])});
+        }
+        primitive_.execute(stream, operands);
+        if (blocked_dst_) to_user_.execute(stream, dst, user_dst);
+        stream.wait();
+    }
+
+private:
+    Plan plan_;
+    dn::convolution_forward primitive_;
+    dn::memory::desc user_weights_;
+    void* reordered_ = nullptr;
+    std::size_t reordered_size_ = 0;
+    int x_ = -1, weights_ = -1, bias_ = -1, out_ = -1, sum_ = -1;
+    dn::memory::desc user_dst_;  // NCHW, the graph's layout
+    bool blocked_dst_ = false;   // the primitive writes another layout: reorder
+    dn::reorder to_user_, from_user_;
+    std::vector<std::pair<int, int>> binary_slots_;  // (post-op index, argument slot)
+};
+
+}  // namespace
+
+bool supports_convolution(const ir::Graph& graph, const std::vector<int>& cluster, std::string& reason) {
+    try {
+        plan_convolution(graph, cluster);
+        return true;
+    } catch (const Error& error) {
+        reason = error.what();
+        return false;
+    }
+}
+
+std::unique_ptr<LibraryKernel> make_convolution(const ir::Graph& graph, const std::vector<int>& cluster,
+                                                const std::vector<int>& arguments) {
+    return std::make_unique<Convolution>(graph, cluster, arguments);
+}
+
+}  // namespace sol::backends::dnnl
