@@ -221,9 +221,9 @@ public:
             if (blocked_dst_) {
                 dn::memory addend(user_dst_, engine(), args[sum_]);
                 from_user_.execute(stream, addend, dst);
-            }
-            else
+            } else {
                 std::memcpy(args[out_], args[sum_], user_dst_.get_size());
+            }
         }
         std::unordered_map<int, dn::memory> operands{
             {DNNL_ARG_SRC, dn::memory(pd.src_desc(), engine(), args[x_])},
