@@ -11,18 +11,6 @@
 #include <algorithm>
 
 namespace sol::codegen::cpu {
-namespace {
-
-std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
-std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
-std::string list(const std::vector<std::int64_t>& values) {
-    std::string text;
-    for (std::int64_t v : values) text += (text.empty() ? "" : ", ") + std::to_string(v);
-    return text;
-}
-
-}  // namespace
 
 void emit_conv2d(KernelBuilder& b) {
     const ir::Shape& in = b.input(0).shape;
@@ -54,12 +42,6 @@ void emit_conv2d(KernelBuilder& b) {
     const std::int64_t KW = weight[3];
     const std::int64_t SW = stride.back(), PW = padding.back(), DW = dilation.back();
 
-    // Output columns [lo, hi) read inside the input for each kernel column.
-    std::vector<std::int64_t> lo(KW), hi(KW);
-    for (std::int64_t kw = 0; kw < KW; ++kw) {
-        lo[kw] = std::clamp<std::int64_t>(ceil_div(PW - kw * DW, SW), 0, OW);
-        hi[kw] = std::clamp<std::int64_t>(floor_div(W - 1 + PW - kw * DW, SW) + 1, lo[kw], OW);
-    }
     const std::string x = b.pointer(b.anchor().inputs[0]);
     const std::string w = b.pointer(b.anchor().inputs[1]);
     const std::string bias = b.anchor().inputs.size() == 3 ? b.pointer(b.anchor().inputs[2]) : "";
@@ -73,7 +55,7 @@ void emit_conv2d(KernelBuilder& b) {
       << ", PH = " << padding[0] << ", PW = " << PW << ", DH = " << dilation[0] << ", DW = " << DW << ";\n"
       << "constexpr int64_t ICG = " << in[1] / groups << ", OCG = " << out_per_group
       << ", BLOCK = " << block << ";  // channels per group, per block\n"
-      << "static constexpr int64_t ow_lo[KW] = {" << list(lo) << "}, ow_hi[KW] = {" << list(hi) << "};\n"
+      << column_ranges(W, OW, KW, SW, PW, DW)
       << b.parallel_for(3, ir::element_count(out) * weight[1] * weight[2] * KW)
       << "for (int64_t i0 = 0; i0 < " << out[0] << "; ++i0)\n"
       << "for (int64_t oc0 = 0; oc0 < OC; oc0 += BLOCK)\n"

@@ -26,47 +26,58 @@ void emit_pooling(KernelBuilder& b) {
           << b.epilogue_and_store("v") << "}\n";
         return;
     }
+    // Max and average pooling compute one output row per iteration, like
+    // conv2d: accumulators for the row, each kernel tap a branch-free,
+    // vectorizable pass over the output columns it reaches. Each element still
+    // sees its taps in PyTorch's order (row by row), so sums and NaN handling
+    // match.
     const auto kernel = node.attrs.get_ints("kernel");
     const auto stride = node.attrs.get_ints("stride", kernel);
     const auto padding = node.attrs.get_ints("padding", {0, 0});
-    s << "constexpr int64_t KH = " << kernel.front() << ", KW = " << kernel.back() << ", SH = " << stride.front()
-      << ", SW = " << stride.back() << ", PH = " << padding.front() << ", PW = " << padding.back() << ";\n"
-      << b.parallel_for(4, ir::element_count(out) * kernel.front() * kernel.back()) << b.open_loops(out, 0, 4)
-      << "{\n"
-      << "    const float* __restrict__ plane = " << x << " + (i0 * C + i1) * H * W;\n";
-    if (node.op == ir::Op::MaxPool2d) {
-        const auto dilation = node.attrs.get_ints("dilation", {1, 1});
-        s << "    constexpr int64_t DH = " << dilation.front() << ", DW = " << dilation.back() << ";\n"
-          << "    float v = -INFINITY;\n"
-          << "    for (int64_t kh = 0; kh < KH; ++kh) {\n"
-          << "        const int64_t ih = i2 * SH - PH + kh * DH;\n"
-          << "        if (ih < 0 || ih >= H) continue;\n"
-          << "        for (int64_t kw = 0; kw < KW; ++kw) {\n"
-          << "            const int64_t iw = i3 * SW - PW + kw * DW;\n"
-          << "            if (iw < 0 || iw >= W) continue;\n"
-          << "            const float candidate = plane[ih * W + iw];\n"
-          << "            if (sol_takes_max(candidate, v)) v = candidate;\n"
-          << "        }\n"
-          << "    }\n";
+    const auto dilation = node.attrs.get_ints("dilation", {1, 1});
+    const bool max = node.op == ir::Op::MaxPool2d;
+    const std::int64_t KW = kernel.back(), SW = stride.back(), PW = padding.back();
+    const std::int64_t DW = max ? dilation.back() : 1;
+    s << "constexpr int64_t KH = " << kernel.front() << ", KW = " << KW << ", SH = " << stride.front()
+      << ", SW = " << SW << ", PH = " << padding.front() << ", PW = " << PW << ", DH = "
+      << (max ? dilation.front() : 1) << ", DW = " << DW << ";\n"
+      << column_ranges(in[3], out[3], KW, SW, PW, DW)
+      << b.parallel_for(3, ir::element_count(out) * kernel.front() * KW) << b.open_loops(out, 0, 3) << "{\n"
+      << "    const float* __restrict__ plane = " << x << " + (i0 * C + i1) * H * W;\n"
+      << "    float acc[OW];\n"
+      << "    for (int64_t i3 = 0; i3 < OW; ++i3) acc[i3] = " << (max ? "-INFINITY" : "0.0f") << ";\n"
+      << "    for (int64_t kh = 0; kh < KH; ++kh) {\n"
+      << "        const int64_t ih = i2 * SH - PH + kh * DH;\n"
+      << "        if (ih < 0 || ih >= H) continue;\n"
+      << "        const float* __restrict__ row = plane + ih * W;\n"
+      << "        for (int64_t kw = 0; kw < KW; ++kw)\n"
+      << "#pragma omp simd\n"
+      << "            for (int64_t i3 = ow_lo[kw]; i3 < ow_hi[kw]; ++i3) {\n"
+      << "                const float candidate = row[i3 * SW + kw * DW - PW];\n"
+      << (max ? "                acc[i3] = sol_takes_max(candidate, acc[i3]) ? candidate : acc[i3];\n"
+              : "                acc[i3] += candidate;\n")
+      << "            }\n"
+      << "    }\n"
+      << "    for (int64_t i3 = 0; i3 < OW; ++i3) {\n";
+    if (max) {
+        s << "        float v = acc[i3];\n";
     } else {
         const std::int64_t divisor_override = node.attrs.get_int("divisor_override", 0);
         const bool count_include_pad = node.attrs.get_int("count_include_pad", 1) != 0;
-        std::string divisor = divisor_override ? std::to_string(divisor_override)
-                              : count_include_pad ? "padded_size"
-                                                  : "(h1 - h0) * (w1 - w0)";
+        const std::string divisor = divisor_override ? std::to_string(divisor_override)
+                                    : count_include_pad ? "padded_size"
+                                                        : "(h1 - h0) * (w1 - w0)";
         // The window may hang over the padding (ceil_mode); the padded size
         // counts padding but not the overhang, as in PyTorch.
-        s << "    int64_t h0 = i2 * SH - PH, w0 = i3 * SW - PW;\n"
-          << "    int64_t h1 = h0 + KH < H + PH ? h0 + KH : H + PH, w1 = w0 + KW < W + PW ? w0 + KW : W + PW;\n"
-          << "    const int64_t padded_size = (h1 - h0) * (w1 - w0);\n"
-          << "    (void)padded_size;\n"
-          << "    h0 = h0 < 0 ? 0 : h0; w0 = w0 < 0 ? 0 : w0; h1 = h1 > H ? H : h1; w1 = w1 > W ? W : w1;\n"
-          << "    float sum = 0.0f;\n"
-          << "    for (int64_t ih = h0; ih < h1; ++ih)\n"
-          << "        for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * W + iw];\n"
-          << "    float v = sum / static_cast<float>(" << divisor << ");\n";
+        s << "        int64_t h0 = i2 * SH - PH, w0 = i3 * SW - PW;\n"
+          << "        int64_t h1 = h0 + KH < H + PH ? h0 + KH : H + PH, w1 = w0 + KW < W + PW ? w0 + KW : W + PW;\n"
+          << "        const int64_t padded_size = (h1 - h0) * (w1 - w0);\n"
+          << "        (void)padded_size;\n"
+          << "        h0 = h0 < 0 ? 0 : h0; w0 = w0 < 0 ? 0 : w0; h1 = h1 > H ? H : h1; w1 = w1 > W ? W : w1;\n"
+          << "        float v = acc[i3] / static_cast<float>(" << divisor << ");\n";
     }
-    s << b.epilogue_and_store("v") << "}\n";
+    s << b.epilogue_and_store("v") << "    }\n"
+      << "}\n";
 }
 
 }  // namespace sol::codegen::cpu

@@ -26,6 +26,21 @@ std::string literal(double value, ir::DType dtype) {
     return "(" + result + "f)";
 }
 
+std::string column_ranges(std::int64_t W, std::int64_t OW, std::int64_t KW, std::int64_t SW, std::int64_t PW,
+                          std::int64_t DW) {
+    auto ceil_div = [](std::int64_t a, std::int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); };
+    auto floor_div = [](std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); };
+    std::string lo, hi;
+    for (std::int64_t kw = 0; kw < KW; ++kw) {
+        const std::int64_t first = std::clamp<std::int64_t>(ceil_div(PW - kw * DW, SW), 0, OW);
+        const std::int64_t last = std::clamp<std::int64_t>(floor_div(W - 1 + PW - kw * DW, SW) + 1, first, OW);
+        lo += (kw ? ", " : "") + std::to_string(first);
+        hi += (kw ? ", " : "") + std::to_string(last);
+    }
+    return "static constexpr int64_t ow_lo[" + std::to_string(KW) + "] = {" + lo + "}, ow_hi[" + std::to_string(KW) +
+           "] = {" + hi + "};\n";
+}
+
 KernelBuilder::KernelBuilder(const ir::Graph& graph, std::vector<int> cluster, const CpuTarget& target)
     : graph_(graph), cluster_(std::move(cluster)), target_(target) {}
 

@@ -62,6 +62,12 @@ private:
 
 std::string literal(double value, ir::DType dtype);
 
+// Declares `ow_lo[KW]` and `ow_hi[KW]`: for each kernel column kw, the output
+// columns [lo, hi) whose input column ow*SW + kw*DW - PW lies in [0, W), so
+// windowed loops (convolution, pooling) need no bounds checks inside.
+std::string column_ranges(std::int64_t W, std::int64_t OW, std::int64_t KW, std::int64_t SW, std::int64_t PW,
+                          std::int64_t DW);
+
 // Emitters: each writes the kernel body into builder.body.
 void emit_conv2d(KernelBuilder& builder);
 void emit_linear(KernelBuilder& builder);
