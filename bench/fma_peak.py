@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""This CPU's FP32 FMA peak, and the fraction of it SOL reaches on resnet50's heavy convolutions.
+
+    python bench/fma_peak.py                       # all cores
+    python bench/fma_peak.py --threads 1 --runs 20
+
+1. Builds bench/fma_peak.cpp with the host compiler ($CXX or c++, -O3 -march=native -fopenmp)
+   and runs it on 1 thread and on --threads threads: independent FMA chains in vector
+   registers, for every vector width -march=native allows (AVX-512, AVX2). The peak is the best
+   width's GFLOP/s.
+2. Collects every distinct 3x3 and 1x1 convolution of torchvision's resnet50 at batch 1,
+   224x224 (forward hooks), builds a model of that single nn.Conv2d, and times it with SOL
+   (and PyTorch eager, for reference) at --threads threads: median of --runs after --warmup.
+   GFLOP/s = 2*N*OC*OH*OW*IC/groups*KH*KW / time; the fraction is of the all-threads peak.
+   The total weights every shape by how often it occurs in resnet50.
+
+Prints both tables and writes them as JSON to --json (default bench/results/fma_peak.json).
+Run it on an idle machine: the peak and the conv times are both sensitive to other load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--seconds", type=float, default=0.5, help="duration of each FMA measurement")
+    p.add_argument("--runs", type=int, default=20, help="timed runs per convolution")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--no-convs", action="store_true", help="only measure the FMA peak")
+    p.add_argument("--json", type=Path, default=HERE / "results" / "fma_peak.json")
+    return p.parse_args()
+
+
+def cpu_seconds() -> tuple[float, float, float]:
+    """(wall, CPU seconds of the whole machine, of this process and its waited-for children)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
+    t = os.times()
+    return time.perf_counter(), busy, t.user + t.system + t.children_user + t.children_system
+
+
+def foreign_load(before: tuple) -> float:
+    """Average number of cores other processes used since the cpu_seconds() snapshot `before`:
+    above ~0.1 the numbers are suspect."""
+    wall, busy, own = (a - b for a, b in zip(cpu_seconds(), before))
+    return max(0.0, (busy - own) / max(wall, 1.0))  # both count 10 ms ticks: short windows are noise
+
+
+# --------------------------------------------------------------------- 1. FMA peak
+
+
+def build_peak_binary(workdir: Path) -> Path:
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if not cxx:
+        raise RuntimeError("no C++ compiler found (set CXX)")
+    exe = workdir / "fma_peak"
+    cmd = [cxx, "-O3", "-march=native", "-fopenmp", "-std=c++17", str(HERE / "fma_peak.cpp"), "-o", str(exe)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    return exe
+
+
+def run_peak(exe: Path, threads: int, seconds: float) -> list[dict]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_PROC_BIND="spread")
+    out = subprocess.run([str(exe), str(threads), str(seconds)], capture_output=True, text=True, env=env, check=True)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def measure_peak(threads: int, seconds: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="sol-fma-peak-") as tmp:
+        exe = build_peak_binary(Path(tmp))
+        single = run_peak(exe, 1, seconds)
+        multi = run_peak(exe, threads, seconds) if threads > 1 else single
+    rows = []
+    for one in single:
+        many = next(m for m in multi if m["isa"] == one["isa"])
+        rows.append({"isa": one["isa"], "lanes": one["lanes"], "chains": one["chains"],
+                     "gflops_1_thread": one["gflops"], "gflops_all_threads": many["gflops"],
+                     "gflops_per_thread": many["gflops"] / threads})
+    best = max(rows, key=lambda r: r["gflops_all_threads"])
+    return {"threads": threads, "widths": rows, "isa": best["isa"],
+            "peak_gflops": best["gflops_all_threads"], "peak_gflops_per_thread": best["gflops_per_thread"],
+            "peak_gflops_1_thread": best["gflops_1_thread"]}
+
+
+def print_peak(peak: dict) -> None:
+    n = peak["threads"]
+    print(f"FP32 FMA peak (bench/fma_peak.cpp, -O3 -march=native -fopenmp, "
+          f"{peak['widths'][0]['chains']} independent chains per thread)")
+    print(f"{'isa':8} {'lanes':>5} {'1 thread GFLOP/s':>17} {f'{n} threads GFLOP/s':>18} {'per thread':>11}")
+    for r in peak["widths"]:
+        print(f"{r['isa']:8} {r['lanes']:5d} {r['gflops_1_thread']:17.1f} {r['gflops_all_threads']:18.1f} "
+              f"{r['gflops_per_thread']:11.1f}")
+    print(f"peak: {peak['peak_gflops']:.1f} GFLOP/s on {n} threads "
+          f"({peak['peak_gflops_per_thread']:.1f} per thread, {peak['isa']})\n")
+
+
+# --------------------------------------------------------------------- 2. resnet50's convolutions
+
+
+def resnet50_convs() -> list[dict]:
+    """Distinct 3x3 and 1x1 convolutions of resnet50 at batch 1, 224x224, with their counts."""
+    import torch
+    import torchvision
+
+    model = torchvision.models.resnet50(weights=None).eval()
+    shapes: dict[tuple, dict] = {}
+
+    def hook(module, inputs, output):
+        k = module.kernel_size
+        if k not in ((1, 1), (3, 3)):
+            return  # the 7x7 stem is not one of the heavy layers the target names
+        n, ic, h, w = inputs[0].shape
+        key = (n, ic, module.out_channels, k, module.stride, module.padding, module.groups, h, w)
+        entry = shapes.setdefault(key, {
+            "batch": n, "in_channels": ic, "out_channels": module.out_channels, "kernel": k[0],
+            "stride": module.stride[0], "padding": module.padding[0], "groups": module.groups,
+            "in_hw": [h, w], "out_hw": list(output.shape[2:]), "count": 0})
+        entry["count"] += 1
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.rand(1, 3, 224, 224))
+    for e in shapes.values():
+        oh, ow = e["out_hw"]
+        e["flops"] = 2 * e["batch"] * e["out_channels"] * oh * ow * e["in_channels"] // e["groups"] * e["kernel"] ** 2
+    return sorted(shapes.values(), key=lambda e: (e["kernel"], e["flops"]), reverse=True)
+
+
+def median_time(fn, runs: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def time_convs(convs: list[dict], args: argparse.Namespace, peak_gflops: float) -> None:
+    import torch
+
+    import sol.pytorch as sol
+
+    sol.device.set(sol.device.x86, 0)
+    torch.manual_seed(0)
+    for i, e in enumerate(convs, 1):
+        conv = torch.nn.Conv2d(e["in_channels"], e["out_channels"], e["kernel"], e["stride"],
+                               e["padding"], groups=e["groups"], bias=False).eval()
+        x = torch.rand(e["batch"], e["in_channels"], *e["in_hw"])
+        label = f"[{i}/{len(convs)}] {describe(e)}"
+        print(f"{label} ...", file=sys.stderr, flush=True)
+        with torch.no_grad():
+            ref = conv(x)
+            e["eager_ms"] = median_time(lambda: conv(x), args.runs, args.warmup) * 1e3
+            try:
+                sm = sol.optimize(conv, x.size())
+                sm.load_state_dict(conv.state_dict())
+                out = sm(x)
+                e["rel_l2"] = ((out.double() - ref.double()).norm() / ref.double().norm()).item()
+                e["sol_ms"] = median_time(lambda: sm(x), args.runs, args.warmup) * 1e3
+            except Exception as error:  # noqa: BLE001  (one row, whatever happened)
+                e["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:100] if str(error) else ''}"
+                print(f"{label}: {e['error']}", file=sys.stderr)
+                continue
+        for who in ("sol", "eager"):
+            gflops = e["flops"] / (e[f"{who}_ms"] * 1e-3) * 1e-9
+            e[f"{who}_gflops"] = gflops
+            e[f"{who}_peak_fraction"] = gflops / peak_gflops
+
+
+def describe(e: dict) -> str:
+    g = f" g{e['groups']}" if e["groups"] != 1 else ""
+    return (f"{e['kernel']}x{e['kernel']} s{e['stride']} {e['in_channels']:4d}->{e['out_channels']:<4d} "
+            f"{e['in_hw'][0]:3d}x{e['in_hw'][1]:<3d}{g}")
+
+
+def print_convs(convs: list[dict], peak: dict) -> dict:
+    n = peak["threads"]
+    print(f"resnet50's 3x3 and 1x1 convolutions, batch 1, 224x224: SOL vs the {n}-thread peak "
+          f"({peak['peak_gflops']:.1f} GFLOP/s), median times")
+    print(f"{'conv (k, stride, IC->OC, input)':32} {'count':>5} {'MFLOP':>7} {'SOL ms':>8} {'GFLOP/s':>8} "
+          f"{'% peak':>7} {'eager ms':>9} {'eager %':>8}")
+    totals = {}
+    for kernel in (3, 1, None):
+        rows = [e for e in convs if kernel is None or e["kernel"] == kernel]
+        ok = [e for e in rows if "sol_ms" in e]
+        if kernel is not None:
+            for e in rows:
+                head = f"{describe(e):32} {e['count']:5d} {e['flops'] / 1e6:7.1f}"
+                if "error" in e:
+                    print(f"{head} SOL failed: {e['error']}")
+                    continue
+                print(f"{head} {e['sol_ms']:8.3f} {e['sol_gflops']:8.1f} {100 * e['sol_peak_fraction']:6.1f}% "
+                      f"{e['eager_ms']:9.3f} {100 * e['eager_peak_fraction']:7.1f}%")
+        if not ok:
+            continue
+        # weighted by occurrence: the whole network's time in these layers
+        flops = sum(e["flops"] * e["count"] for e in ok)
+        name = "all" if kernel is None else f"{kernel}x{kernel}"
+        entry = {}
+        for who in ("sol", "eager"):
+            seconds = sum(e[f"{who}_ms"] * 1e-3 * e["count"] for e in ok)
+            entry[f"{who}_gflops"] = flops / seconds * 1e-9
+            entry[f"{who}_peak_fraction"] = entry[f"{who}_gflops"] / peak["peak_gflops"]
+        totals[name] = entry
+    print()
+    for name, t in totals.items():
+        print(f"{name + ' convs':10} (weighted by count): SOL {t['sol_gflops']:7.1f} GFLOP/s = "
+              f"{100 * t['sol_peak_fraction']:5.1f}% of peak; eager {t['eager_gflops']:7.1f} GFLOP/s = "
+              f"{100 * t['eager_peak_fraction']:5.1f}%")
+    worst = [e for e in convs if e.get("rel_l2", 0) > 1e-4]
+    if worst:
+        print(f"warning: {len(worst)} conv(s) differ from eager by rel L2 > 1e-4: "
+              + ", ".join(f"{describe(e)} ({e['rel_l2']:.1e})" for e in worst))
+    return totals
+
+
+def main() -> int:
+    args = parse_args()
+    # one thread count for everything; OpenMP reads it at start-up, so before torch/SOL load
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    before = cpu_seconds()
+    peak = measure_peak(args.threads, args.seconds)
+    peak["foreign_load"] = foreign_load(before)
+    print_peak(peak)
+    result = {"peak": peak, "convs": [], "totals": {}}
+    if not args.no_convs:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        convs = resnet50_convs()
+        before = cpu_seconds()
+        time_convs(convs, args, peak["peak_gflops"])
+        result["conv_foreign_load"] = foreign_load(before)
+        result["convs"] = convs
+        result["totals"] = print_convs(convs, peak)
+        import platform
+
+        import sol
+
+        result.update(torch=torch.__version__, sol=sol.__version__, machine=platform.processor() or platform.machine())
+    loads = [peak["foreign_load"], result.get("conv_foreign_load", 0.0)]
+    print(f"other processes used {loads[0]:.2f} cores on average during the peak measurement, "
+          f"{loads[1]:.2f} during the conv timings" + (" (suspect numbers)" if max(loads) > 0.1 else ""))
+    result.update(runs=args.runs, warmup=args.warmup, date=time.strftime("%Y-%m-%d %H:%M:%S"))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1))
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
