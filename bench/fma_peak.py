@@ -24,12 +24,13 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from timing import median_time  # bench/ is on sys.path when a script here runs
 
 HERE = Path(__file__).resolve().parent
 
@@ -142,17 +143,6 @@ def resnet50_convs() -> list[dict]:
         oh, ow = e["out_hw"]
         e["flops"] = 2 * e["batch"] * e["out_channels"] * oh * ow * e["in_channels"] // e["groups"] * e["kernel"] ** 2
     return sorted(shapes.values(), key=lambda e: (e["kernel"], e["flops"]), reverse=True)
-
-
-def median_time(fn, runs: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def time_convs(convs: list[dict], args: argparse.Namespace, peak_gflops: float) -> None:

@@ -30,13 +30,14 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
+
+from timing import median_time  # bench/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "python"))  # zoo_models
@@ -51,17 +52,6 @@ def _short(error: BaseException | str, limit: int = 120) -> str:
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     line = next((part.strip() for part in str(text).splitlines() if part.strip()), str(text))
     return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _median_time(fn, runs: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def child(args: argparse.Namespace) -> int:
@@ -107,8 +97,8 @@ def child(args: argparse.Namespace) -> int:
             result["rel_l2"] = max(result["rel_l2"], relative_l2(out, ref))
             result["argmax_equal"] &= bool(torch.equal(out.argmax(-1), ref.argmax(-1)))
             with torch.no_grad():
-                t_sol = _median_time(lambda: sol_model(x), args.runs, args.warmup)
-                t_ref = _median_time(lambda: model(x), args.runs, args.warmup)
+                t_sol = median_time(lambda: sol_model(x), args.runs, args.warmup)
+                t_ref = median_time(lambda: model(x), args.runs, args.warmup)
             result["sol_ms"][str(b)] = t_sol * 1e3
             result["torch_ms"][str(b)] = t_ref * 1e3
             result["speedup"][str(b)] = t_ref / t_sol
