@@ -9,29 +9,15 @@ import torch
 import torchvision
 
 from solcheck import eager, optimize
+from zoo_models import randomize_batchnorms, relative_l2
 
 NETWORKS = ["resnet18", "mobilenet_v3_small", "squeezenet1_1", "efficientnet_b0", "regnet_x_400mf", "densenet121"]
-
-
-def relative_l2(out, ref):
-    out, ref = out.detach().double(), ref.detach().double()
-    return ((out - ref).norm() / max(ref.norm().item(), 1e-30)).item()
 
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_torchvision_network(name):
     torch.manual_seed(0)
-    model = torchvision.models.get_model(name, weights=None)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(c, generator=g) * 0.5 + 0.75)
-                m.bias.copy_(torch.randn(c, generator=g) * 0.1)
-    model.eval()
+    model = randomize_batchnorms(torchvision.models.get_model(name, weights=None)).eval()
     x = torch.rand(2, 3, 64, 64)
     sol_model = optimize(model, x)
     with torch.no_grad():
