@@ -19,6 +19,7 @@ import functools
 import inspect
 import os
 import re
+import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -88,7 +89,17 @@ class SolTracer(fx.Tracer):
     and for `origin` comments in generated code). torch.nn modules stay leaves
     (the default), so they arrive as `call_module` with their state_dict path."""
 
-    record_stack_traces = True
+    # fx's own `record_stack_traces` symbolizes C++ frames as well, which costs
+    # about a second per process; the Python frames are all SOL reads.
+    record_stack_traces = False
+
+    def create_proxy(self, *args: Any, **kwargs: Any) -> fx.Proxy:
+        proxy = super().create_proxy(*args, **kwargs)
+        frames = [frame for frame in traceback.extract_stack() if frame.filename != __file__]  # not this tracer
+        # From the outermost `forward` on, like fx: what called optimize() is noise.
+        first = next((i for i, frame in enumerate(frames) if frame.name == "forward"), len(frames))
+        proxy.node.stack_trace = "".join(traceback.format_list(frames[first:]))
+        return proxy
 
 
 def trace(model: torch.nn.Module) -> fx.GraphModule:
