@@ -164,19 +164,18 @@ void* CompiledModel::address(int tensor, const CallContext& context) const {
     throw Error("internal: tensor %" + std::to_string(tensor) + " has no storage");
 }
 
-std::vector<void*> CompiledModel::addresses(const Step& step, const CallContext& context) const {
-    std::vector<void*> args;
-    args.reserve(step.arguments.size());
+void CompiledModel::addresses(const Step& step, const CallContext& context, std::vector<void*>& args) const {
+    args.clear();  // reused across steps: no allocation per kernel call
     for (int id : step.arguments) args.push_back(address(id, context));
-    return args;
 }
 
 void CompiledModel::run_steps(bool parameter_stage, CallContext& context) {
     std::vector<double> seconds(profiling_ ? steps_.size() : 0, 0.0);
+    std::vector<void*> args;
     for (std::size_t i = 0; i < steps_.size(); ++i) {
         const Step& step = steps_[i];
         if (step.parameter_stage != parameter_stage) continue;
-        const std::vector<void*> args = addresses(step, context);
+        addresses(step, context, args);
         const auto start = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
         if (step.library)
             step.library->run(args.data());

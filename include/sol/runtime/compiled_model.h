@@ -72,7 +72,7 @@ private:
 
     void run_steps(bool parameter_stage, CallContext& context);
     void prepare_library_kernels(CallContext& context);
-    std::vector<void*> addresses(const Step& step, const CallContext& context) const;
+    void addresses(const Step& step, const CallContext& context, std::vector<void*>& args) const;
     void* address(int tensor, const CallContext& context) const;
     void* acquire_workspace();
     void release_workspace(void* workspace);
