@@ -85,6 +85,14 @@ void Graph::set_outputs(std::vector<int> outputs) {
     outputs_ = std::move(outputs);
 }
 
+void Graph::set_channel_block(int tensor_id, int block) {
+    Tensor& t = tensors_.at(tensor_id);
+    if (block != 0 && (t.kind != TensorKind::Intermediate || t.shape.size() != 4 || block < 0 || t.shape[1] % block != 0))
+        throw Error("internal: %" + std::to_string(tensor_id) + " " + to_string(t.shape) +
+                    " cannot have its channels blocked by " + std::to_string(block));
+    t.channel_block = block;
+}
+
 const Tensor& Graph::tensor(int id) const {
     if (id < 0 || id >= static_cast<int>(tensors_.size()))
         throw Error("no tensor %" + std::to_string(id) + " in this graph");

@@ -5,7 +5,10 @@
 namespace sol::ir {
 namespace {
 
-std::string type_text(const Tensor& t) { return std::string(short_name(t.dtype)) + to_string(t.shape); }
+std::string type_text(const Tensor& t) {
+    std::string text = std::string(short_name(t.dtype)) + to_string(t.shape);
+    return t.channel_block ? text + " NCHW" + std::to_string(t.channel_block) + "c" : text;
+}
 
 std::string operand_text(const Tensor& t) {
     if (t.kind == TensorKind::Constant) {

@@ -42,11 +42,18 @@ void verify(const Graph& graph, const std::string& context) {
         if (expected.shape != output.shape || expected.dtype != output.dtype)
             fail(where + " output %" + std::to_string(node.output) + " is " + to_string(output.shape) +
                  " but its inputs give " + to_string(expected.shape));
+        if (output.channel_block != 0 &&
+            (output.shape.size() != 4 || output.channel_block < 0 || output.shape[1] % output.channel_block != 0))
+            fail(where + " output %" + std::to_string(node.output) + " " + to_string(output.shape) +
+                 " cannot have its channels blocked by " + std::to_string(output.channel_block));
         defined[node.output] = true;
     }
     if (graph.outputs().empty()) fail("the graph has no outputs");
-    for (int id : graph.outputs())
+    for (int id : graph.outputs()) {
         if (!defined[id]) fail("output %" + std::to_string(id) + " is never computed");
+        if (graph.tensor(id).channel_block != 0)
+            fail("output %" + std::to_string(id) + " must be in the framework's row-major layout");
+    }
 }
 
 }  // namespace sol::ir

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "sol/error.h"
+#include "sol/ir/verify.h"
 #include "sol/log.h"
 #include "sol/runtime/memory_plan.h"
 
@@ -25,7 +26,10 @@ std::size_t byte_count(const ir::Tensor& t) { return ir::element_count(t.shape) 
 
 }  // namespace
 
-CompiledModel::CompiledModel(const ir::Graph& graph, devices::Device& device) : device_(device) {
+CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device) : device_(device) {
+    ir::Graph graph = fused;
+    device.lower(graph);
+    ir::verify(graph, "after the " + device.name() + " device lowered it");
     const codegen::GeneratedModule module = device.generate(graph);
     library_ = device.build(module);
     unique_kernels_ = module.unique_kernels;
@@ -49,6 +53,7 @@ CompiledModel::CompiledModel(const ir::Graph& graph, devices::Device& device) : 
         step.description = (call.backend == "dfp" ? "" : "[" + call.backend + "] ") + call.description;
         step.arguments = call.arguments;
         step.parameter_stage = call.parameter_stage;
+        step.may_overwrite = call.may_overwrite;
         if (call.backend == "dfp")
             step.function = reinterpret_cast<devices::KernelFunction>(library_->symbol(call.function));
         else
@@ -107,7 +112,7 @@ CompiledModel::CompiledModel(const ir::Graph& graph, devices::Device& device) : 
         const int result = steps_[s].arguments.back();
         if (locations_[result].place != Place::Constant) continue;
         lifetime_of[result] = static_cast<int>(lifetimes.size());
-        lifetimes.push_back({result, byte_count(graph.tensor(result)), step, step});
+        lifetimes.push_back({result, byte_count(graph.tensor(result)), step, step, steps_[s].may_overwrite});
     }
     // Tensors copied to outputs at the end must survive every step.
     for (const OutputCopy& copy : output_copies_)

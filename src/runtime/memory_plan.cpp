@@ -19,6 +19,9 @@ MemoryPlan plan_memory(const std::vector<BufferLifetime>& buffers, std::size_t t
     for (const BufferLifetime& b : buffers) last_step = std::max(last_step, b.last_step);
     std::map<std::size_t, std::size_t> free_blocks;  // offset -> size, kept merged
     std::size_t end = 0;
+    std::map<int, const BufferLifetime*> by_tensor;
+    for (const BufferLifetime& b : buffers) by_tensor[b.tensor] = &b;
+    std::vector<bool> handed_over(tensor_count, false);  // its memory now belongs to another tensor
     auto release = [&free_blocks](std::size_t offset, std::size_t size) {
         auto next = free_blocks.lower_bound(offset);
         if (next != free_blocks.end() && offset + size == next->first) {
@@ -40,6 +43,13 @@ MemoryPlan plan_memory(const std::vector<BufferLifetime>& buffers, std::size_t t
         for (const BufferLifetime& b : buffers) {
             if (b.first_step != step) continue;
             const std::size_t size = aligned(b.bytes);
+            auto previous = by_tensor.find(b.may_overwrite);
+            if (previous != by_tensor.end() && previous->second->last_step == step &&
+                aligned(previous->second->bytes) == size && !handed_over[b.may_overwrite]) {
+                plan.offsets[b.tensor] = plan.offsets[b.may_overwrite];
+                handed_over[b.may_overwrite] = true;
+                continue;
+            }
             auto fit = std::find_if(free_blocks.begin(), free_blocks.end(),
                                     [size](const auto& block) { return block.second >= size; });
             if (fit != free_blocks.end()) {
@@ -53,7 +63,7 @@ MemoryPlan plan_memory(const std::vector<BufferLifetime>& buffers, std::size_t t
             }
         }
         for (const BufferLifetime& b : buffers)
-            if (b.last_step == step) release(static_cast<std::size_t>(plan.offsets[b.tensor]), aligned(b.bytes));
+            if (b.last_step == step && !handed_over[b.tensor]) release(static_cast<std::size_t>(plan.offsets[b.tensor]), aligned(b.bytes));
     }
     plan.workspace_bytes = end;
     return plan;

@@ -129,4 +129,26 @@ TEST(MemoryPlan, RandomLifetimesNeverOverlapWhileLive) {
     }
 }
 
+// In-place kernels (oneDNN's sum post-op adds a residual already in its
+// output): the output takes over the residual's buffer when this step is the
+// residual's last reader, and only then.
+TEST(MemoryPlan, InPlaceOutputTakesOverItsLastReadInput) {
+    // 0 is read last by step 1, which writes 1 over it; 2 keeps 1 alive.
+    std::vector<BufferLifetime> buffers{{0, 1000, 0, 1}, {1, 1000, 1, 2, 0}, {2, 1000, 2, 2}};
+    MemoryPlan plan = plan_memory(buffers, 3);
+    EXPECT_EQ(plan.offsets[1], plan.offsets[0]);
+    EXPECT_EQ(plan.workspace_bytes, aligned(1000) * 2);
+
+    // 0 is still read at step 2: step 1 must not write over it.
+    buffers = {{0, 1000, 0, 2}, {1, 1000, 1, 2, 0}};
+    plan = plan_memory(buffers, 2);
+    EXPECT_NE(plan.offsets[1], plan.offsets[0]);
+    expect_sound(buffers, plan, 2);
+
+    // Different sizes: no takeover.
+    buffers = {{0, 500, 0, 1}, {1, 1000, 1, 1, 0}};
+    plan = plan_memory(buffers, 2);
+    EXPECT_NE(plan.offsets[1], plan.offsets[0]);
+}
+
 }  // namespace

@@ -18,6 +18,9 @@ struct KernelCall {
     std::vector<int> arguments;  // tensor ids: inputs first, the output last
     bool parameter_stage = false;  // depends on parameters only: run once per weight update
     std::string description;     // op chain and origins, for logs and the source listing
+    // An argument whose buffer the output may share when this call is its
+    // last reader (the kernel then computes in place); -1: none.
+    int may_overwrite = -1;
 };
 
 struct GeneratedModule {

@@ -36,7 +36,11 @@ public:
 
     // Backends this device offers, in order of preference ("dfp", later "dnn").
     virtual std::vector<std::string> backends() const = 0;
-    // Source for every kernel of a fused graph.
+    // Device-specific lowering of a fused graph, before `generate`: the host
+    // picks channel-blocked layouts for the tensors its kernels share. Runs
+    // on the compiled model's own copy of the graph.
+    virtual void lower(ir::Graph& graph) { (void)graph; }
+    // Source for every kernel of a fused (and lowered) graph.
     virtual codegen::GeneratedModule generate(const ir::Graph& graph) = 0;
     // Compiles a generated module (through the cache) and loads it.
     virtual std::shared_ptr<jit::SharedLibrary> build(const codegen::GeneratedModule& module) = 0;

@@ -32,6 +32,12 @@ struct Tensor {
     DType dtype = DType::Float32;
     double value = 0.0;   // constants only
     int producer = -1;    // index of the producing node (intermediates only)
+    // Memory layout. 0: row-major (NCHW for images), the framework's layout
+    // and the only one graph inputs, outputs and parameters ever have.
+    // b > 0: channels blocked by b (NCHW{b}c: [N][C/b][H][W][b]), so one
+    // vector register holds b channels of a pixel; only for rank-4 tensors
+    // with C % b == 0, set by a device's layout pass.
+    int channel_block = 0;
 };
 
 struct Node {
@@ -52,6 +58,8 @@ public:
     // naming the op and origin) and returns the output tensor id.
     int add_node(Op op, std::vector<int> inputs, Attributes attrs, std::string origin);
     void set_outputs(std::vector<int> outputs);
+    // Layout of an intermediate tensor (see Tensor::channel_block).
+    void set_channel_block(int tensor_id, int block);
 
     const Tensor& tensor(int id) const;
     std::size_t tensor_count() const { return tensors_.size(); }

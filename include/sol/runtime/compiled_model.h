@@ -61,6 +61,7 @@ private:
         std::unique_ptr<backends::LibraryKernel> library;         // a vendor library call
         std::vector<int> arguments;
         bool parameter_stage = false;
+        int may_overwrite = -1;   // codegen::KernelCall::may_overwrite
         std::string description;  // for the profile
     };
     struct OutputCopy {

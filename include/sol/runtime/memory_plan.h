@@ -13,6 +13,11 @@ struct BufferLifetime {
     std::size_t bytes = 0;
     int first_step = 0;  // step that writes it
     int last_step = 0;   // last step that reads it
+    // A tensor whose buffer this one may take over: the step writing this
+    // one computes it in place (oneDNN's sum post-op adds the residual
+    // already in its output). Taken when that step is the other's last
+    // reader and the sizes match; -1: none.
+    int may_overwrite = -1;
 };
 
 struct MemoryPlan {

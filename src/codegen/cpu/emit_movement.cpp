@@ -24,9 +24,40 @@ void emit_permute(KernelBuilder& b) {
            << "    out[" << b.output_offset() << "] = " << x << "[" << source_offset << "];\n";
 }
 
+// Concatenation along the channels of channel-blocked tensors: a part whose
+// channels start on a block boundary of the same blocking is a run of whole
+// blocks per image, copied as such; any other part element by element, each
+// side addressed in its own layout.
+void emit_blocked_channel_concat(KernelBuilder& b) {
+    const ir::Tensor& out = b.result();
+    const std::int64_t plane = out.shape[2] * out.shape[3];
+    std::int64_t first_channel = 0;
+    for (int input : b.anchor().inputs) {
+        const ir::Tensor& part = b.graph().tensor(input);
+        const std::string x = b.pointer(input);
+        const int block = out.channel_block;
+        if (block > 0 && part.channel_block == block && first_channel % block == 0) {
+            const std::int64_t run = part.shape[1] * plane;  // floats per image
+            b.body << "for (int64_t i0 = 0; i0 < " << out.shape[0] << "; ++i0)\n"
+                   << "    std::memcpy(out + i0 * " << out.shape[1] * plane << " + " << first_channel * plane << ", "
+                   << x << " + i0 * " << run << ", " << run << " * sizeof(float));\n";
+        } else {
+            const std::vector<std::string> index{"i0", "i1", "i2", "i3"};
+            const std::vector<std::string> shifted{"i0", "i1 + " + std::to_string(first_channel), "i2", "i3"};
+            b.body << b.parallel_for(2, ir::element_count(part.shape)) << b.open_loops(part.shape, 0, 4)
+                   << "    out[" << layout_offset(out, shifted) << "] = " << x << "[" << layout_offset(part, index)
+                   << "];\n";
+        }
+        first_channel += part.shape[1];
+    }
+}
+
 void emit_concat(KernelBuilder& b) {
     const ir::Shape& out = b.result().shape;
     const std::int64_t axis = b.anchor().attrs.get_int("axis");
+    bool blocked = b.result().channel_block > 0;
+    for (int input : b.anchor().inputs) blocked = blocked || b.graph().tensor(input).channel_block > 0;
+    if (blocked) return emit_blocked_channel_concat(b);  // the layout pass blocks only channel concats
     std::int64_t outer = 1, inner = 1;
     for (std::int64_t d = 0; d < axis; ++d) outer *= out[d];
     for (std::size_t d = axis + 1; d < out.size(); ++d) inner *= out[d];

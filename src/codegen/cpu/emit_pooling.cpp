@@ -1,11 +1,120 @@
-// Max, average and adaptive-average pooling over NCHW, following PyTorch's
-// window and divisor rules (ceil_mode, padding, count_include_pad,
-// divisor_override).
+// Max, average and adaptive-average pooling over NCHW or channel-blocked
+// input, following PyTorch's window and divisor rules (ceil_mode, padding,
+// count_include_pad, divisor_override).
 #include "kernel_builder.h"
 
 namespace sol::codegen::cpu {
+namespace {
+
+// The window of output (i2, i3) as [h0, h1) x [w0, w1) for adaptive pooling.
+const char* kAdaptiveWindow =
+    "    const int64_t h0 = (i2 * H) / OH, h1 = ((i2 + 1) * H + OH - 1) / OH;\n"
+    "    const int64_t w0 = (i3 * W) / OW, w1 = ((i3 + 1) * W + OW - 1) / OW;\n";
+
+// Statements computing `float v` for average pooling from the window sum
+// `sum` of output (i2, i3): the padded window counts padding but not the
+// overhang past it (ceil_mode), as in PyTorch.
+std::string average(const ir::Node& node, const std::string& sum) {
+    const std::int64_t divisor_override = node.attrs.get_int("divisor_override", 0);
+    const bool count_include_pad = node.attrs.get_int("count_include_pad", 1) != 0;
+    const std::string divisor = divisor_override ? std::to_string(divisor_override)
+                                : count_include_pad ? "padded_size"
+                                                    : "(h1 - h0) * (w1 - w0)";
+    return "int64_t h0 = i2 * SH - PH, w0 = i3 * SW - PW;\n"
+           "int64_t h1 = h0 + KH < H + PH ? h0 + KH : H + PH, w1 = w0 + KW < W + PW ? w0 + KW : W + PW;\n"
+           "const int64_t padded_size = (h1 - h0) * (w1 - w0);\n"
+           "(void)padded_size;\n"
+           "h0 = h0 < 0 ? 0 : h0; w0 = w0 < 0 ? 0 : w0; h1 = h1 > H ? H : h1; w1 = w1 > W ? W : w1;\n"
+           "float v = " + sum + " / static_cast<float>(" + divisor + ");\n";
+}
+
+// Indents every line of `code` by `spaces`.
+std::string indent(const std::string& code, int spaces) {
+    std::string result, pad(spaces, ' ');
+    std::size_t start = 0;
+    while (start < code.size()) {
+        const std::size_t end = code.find('\n', start);
+        const std::string line = code.substr(start, end == std::string::npos ? std::string::npos : end - start + 1);
+        result += (line[0] == '#' ? "" : pad) + line;
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    return result;
+}
+
+// Channel-blocked input (NCHW{B}c): each tap is one B-lane vector per output
+// column, the block's accumulators for an output row stay in L1.
+void emit_blocked_pooling(KernelBuilder& b) {
+    const ir::Node& node = b.anchor();
+    const ir::Shape& in = b.input(0).shape;
+    const ir::Shape& out = b.result().shape;
+    const int block = b.input(0).channel_block;
+    b.use_channel_block_loops(block);
+    const std::string x = b.pointer(node.inputs[0]);
+    auto& s = b.body;
+    s << "constexpr int64_t CB = " << in[1] / block << ", H = " << in[2] << ", W = " << in[3] << ", B = " << block
+      << ";  // input: CB blocks of B channels\n"
+      << "constexpr int64_t OH = " << out[2] << ", OW = " << out[3] << ";  // output\n";
+    if (node.op == ir::Op::AdaptiveAvgPool2d) {
+        s << b.parallel_for(2, ir::element_count(in)) << b.open_loops(out, 0, 1)
+          << "for (int64_t c0 = 0; c0 < CB; ++c0)\n" << b.open_loops(out, 2, 4) << "{\n"
+          << "    const float* __restrict__ plane = " << x << " + (i0 * CB + c0) * H * W * B;\n"
+          << kAdaptiveWindow << "    float sum[B] = {};\n"
+          << "    for (int64_t ih = h0; ih < h1; ++ih)\n"
+          << "        for (int64_t iw = w0; iw < w1; ++iw)\n"
+          << "#pragma omp simd\n"
+          << "            for (int64_t c1 = 0; c1 < B; ++c1) sum[c1] += plane[(ih * W + iw) * B + c1];\n"
+          << "    for (int64_t c1 = 0; c1 < B; ++c1) {\n"
+          << "        const int64_t i1 = c0 * B + c1;\n"
+          << "        (void)i1;\n"
+          << "        float v = sum[c1] / static_cast<float>((h1 - h0) * (w1 - w0));\n"
+          << indent(b.epilogue_and_store("v"), 8) << "    }\n"
+          << "}\n";
+        return;
+    }
+    const auto kernel = node.attrs.get_ints("kernel");
+    const auto stride = node.attrs.get_ints("stride", kernel);
+    const auto padding = node.attrs.get_ints("padding", {0, 0});
+    const auto dilation = node.attrs.get_ints("dilation", {1, 1});
+    const bool max = node.op == ir::Op::MaxPool2d;
+    const std::int64_t KW = kernel.back(), SW = stride.back(), PW = padding.back();
+    const std::int64_t DW = max ? dilation.back() : 1;
+    s << "constexpr int64_t KH = " << kernel.front() << ", KW = " << KW << ", SH = " << stride.front()
+      << ", SW = " << SW << ", PH = " << padding.front() << ", PW = " << PW << ", DH = "
+      << (max ? dilation.front() : 1) << ", DW = " << DW << ";\n"
+      << column_ranges(in[3], out[3], KW, SW, PW, DW)
+      << b.parallel_for(3, ir::element_count(out) * kernel.front() * KW) << b.open_loops(out, 0, 1)
+      << "for (int64_t c0 = 0; c0 < CB; ++c0)\n" << b.open_loops(out, 2, 3) << "{\n"
+      << "    const float* __restrict__ plane = " << x << " + (i0 * CB + c0) * H * W * B;\n"
+      << "    float acc[OW][B];\n"
+      << "    for (int64_t i3 = 0; i3 < OW; ++i3)\n"
+      << "        for (int64_t c1 = 0; c1 < B; ++c1) acc[i3][c1] = " << (max ? "-INFINITY" : "0.0f") << ";\n"
+      << "    for (int64_t kh = 0; kh < KH; ++kh) {\n"
+      << "        const int64_t ih = i2 * SH - PH + kh * DH;\n"
+      << "        if (ih < 0 || ih >= H) continue;\n"
+      << "        const float* __restrict__ row = plane + ih * W * B;\n"
+      << "        for (int64_t kw = 0; kw < KW; ++kw)\n"
+      << "            for (int64_t i3 = ow_lo[kw]; i3 < ow_hi[kw]; ++i3)\n"
+      << "#pragma omp simd\n"
+      << "                for (int64_t c1 = 0; c1 < B; ++c1) {\n"
+      << "                    const float candidate = row[(i3 * SW + kw * DW - PW) * B + c1];\n"
+      << (max ? "                    acc[i3][c1] = sol_takes_max(candidate, acc[i3][c1]) ? candidate : acc[i3][c1];\n"
+              : "                    acc[i3][c1] += candidate;\n")
+      << "                }\n"
+      << "    }\n"
+      << "    for (int64_t i3 = 0; i3 < OW; ++i3)\n"
+      << "        for (int64_t c1 = 0; c1 < B; ++c1) {\n"
+      << "            const int64_t i1 = c0 * B + c1;\n"
+      << "            (void)i1;\n"
+      << indent(max ? "float v = acc[i3][c1];\n" : average(node, "acc[i3][c1]"), 12)
+      << indent(b.epilogue_and_store("v"), 12) << "        }\n"
+      << "}\n";
+}
+
+}  // namespace
 
 void emit_pooling(KernelBuilder& b) {
+    if (b.input(0).channel_block > 0) return emit_blocked_pooling(b);
     const ir::Node& node = b.anchor();
     const ir::Shape& in = b.input(0).shape;
     const ir::Shape& out = b.result().shape;
@@ -16,9 +125,7 @@ void emit_pooling(KernelBuilder& b) {
 
     if (node.op == ir::Op::AdaptiveAvgPool2d) {
         s << b.parallel_for(4, ir::element_count(in)) << b.open_loops(out, 0, 4) << "{\n"
-          << "    const float* __restrict__ plane = " << x << " + (i0 * C + i1) * H * W;\n"
-          << "    const int64_t h0 = (i2 * H) / OH, h1 = ((i2 + 1) * H + OH - 1) / OH;\n"
-          << "    const int64_t w0 = (i3 * W) / OW, w1 = ((i3 + 1) * W + OW - 1) / OW;\n"
+          << "    const float* __restrict__ plane = " << x << " + (i0 * C + i1) * H * W;\n" << kAdaptiveWindow
           << "    float sum = 0.0f;\n"
           << "    for (int64_t ih = h0; ih < h1; ++ih)\n"
           << "        for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * W + iw];\n"
@@ -59,23 +166,7 @@ void emit_pooling(KernelBuilder& b) {
       << "            }\n"
       << "    }\n"
       << "    for (int64_t i3 = 0; i3 < OW; ++i3) {\n";
-    if (max) {
-        s << "        float v = acc[i3];\n";
-    } else {
-        const std::int64_t divisor_override = node.attrs.get_int("divisor_override", 0);
-        const bool count_include_pad = node.attrs.get_int("count_include_pad", 1) != 0;
-        const std::string divisor = divisor_override ? std::to_string(divisor_override)
-                                    : count_include_pad ? "padded_size"
-                                                        : "(h1 - h0) * (w1 - w0)";
-        // The window may hang over the padding (ceil_mode); the padded size
-        // counts padding but not the overhang, as in PyTorch.
-        s << "        int64_t h0 = i2 * SH - PH, w0 = i3 * SW - PW;\n"
-          << "        int64_t h1 = h0 + KH < H + PH ? h0 + KH : H + PH, w1 = w0 + KW < W + PW ? w0 + KW : W + PW;\n"
-          << "        const int64_t padded_size = (h1 - h0) * (w1 - w0);\n"
-          << "        (void)padded_size;\n"
-          << "        h0 = h0 < 0 ? 0 : h0; w0 = w0 < 0 ? 0 : w0; h1 = h1 > H ? H : h1; w1 = w1 > W ? W : w1;\n"
-          << "        float v = acc[i3] / static_cast<float>(" << divisor << ");\n";
-    }
+    s << indent(max ? "float v = acc[i3];\n" : average(node, "acc[i3]"), 8);
     s << b.epilogue_and_store("v") << "    }\n"
       << "}\n";
 }

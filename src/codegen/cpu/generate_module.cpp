@@ -54,6 +54,16 @@ std::string origins(const ir::Graph& graph, const std::vector<int>& cluster) {
 
 }  // namespace
 
+bool handles_channel_blocked(const ir::Graph& graph, const std::vector<int>& cluster, int tensor_id) {
+    (void)tensor_id;
+    const ir::Node& anchor = graph.nodes()[cluster.front()];
+    // Elementwise and pooling kernels walk blocks as they lie in memory;
+    // a channel concat copies whole blocks.
+    if (ir::has_trait(anchor.op, ir::Elementwise) || ir::has_trait(anchor.op, ir::Pooling)) return true;
+    return anchor.op == ir::Op::Concat && anchor.attrs.get_int("axis") == 1 &&
+           graph.tensor(anchor.output).shape.size() == 4;
+}
+
 GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target, const BackendSelector& select) {
     GeneratedModule module;
     const std::vector<bool> derived = graph.parameter_derived();
@@ -72,6 +82,12 @@ GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target,
             module.calls.push_back(std::move(call));
             continue;
         }
+        // The layout pass blocks only what the kernel handles; anything else
+        // would be read with the wrong addressing.
+        for (int input : graph.nodes()[cluster.front()].inputs)
+            if (graph.tensor(input).channel_block != 0 && !handles_channel_blocked(graph, cluster, input))
+                throw Error("internal: " + std::string(ir::name(graph.nodes()[cluster.front()].op)) +
+                            " kernel given a channel-blocked operand");
         KernelBuilder builder(graph, cluster, target);
         emit(builder);
         // The name is the hash of the body: identical layers share one kernel.

@@ -58,26 +58,62 @@ std::string KernelBuilder::pointer(int tensor_id) {
 std::string KernelBuilder::element(int tensor_id) {
     const ir::Tensor& t = graph_.tensor(tensor_id);
     if (t.kind == ir::TensorKind::Constant) return literal(t.value, t.dtype);
-    return pointer(tensor_id) + "[" + broadcast_offset(t.shape) + "]";
+    return pointer(tensor_id) + "[" + offset(t) + "]";
 }
 
-std::string KernelBuilder::broadcast_offset(const ir::Shape& shape) const {
-    const ir::Shape& out = result().shape;
-    const std::size_t shift = out.size() - shape.size();
+std::string layout_offset(const ir::Tensor& t, const std::vector<std::string>& index, const std::string& block,
+                          const std::string& lane) {
+    const ir::Shape& shape = t.shape;
+    // Dimensions in memory order with their index expressions.
+    // A compound index ("i1 + 48") is parenthesized before it is scaled.
+    auto operand = [](const std::string& value) {
+        const bool simple = value.find_first_of(" +-*/%()") == std::string::npos;
+        return simple ? value : "(" + value + ")";
+    };
+    std::vector<std::pair<std::int64_t, std::string>> dims;
+    for (std::size_t d = 0; d < shape.size(); ++d) dims.push_back({shape[d], operand(index[d])});
+    if (t.channel_block > 0) {
+        const std::int64_t b = t.channel_block;
+        const std::string channel = dims[1].second;
+        dims[1] = {shape[1] / b, block.empty() ? "(" + channel + " / " + std::to_string(b) + ")" : block};
+        dims.push_back({b, lane.empty() ? "(" + channel + " % " + std::to_string(b) + ")" : lane});
+    }
     std::string expression;
     std::int64_t stride = 1;
-    for (std::size_t d = shape.size(); d-- > 0;) {
-        if (shape[d] != 1) {
-            const std::string index = "i" + std::to_string(d + shift);
-            expression = (stride == 1 ? index : index + "*" + std::to_string(stride)) +
-                         (expression.empty() ? "" : " + " + expression);
+    for (std::size_t d = dims.size(); d-- > 0;) {
+        const auto& [extent, value] = dims[d];
+        if (extent != 1 && value != "0") {
+            const std::string term = stride == 1 ? value : value + "*" + std::to_string(stride);
+            expression = expression.empty() ? term : term + " + " + expression;
         }
-        stride *= shape[d];
+        stride *= extent;
     }
     return expression.empty() ? "0" : expression;
 }
 
-std::string KernelBuilder::output_offset() const { return broadcast_offset(result().shape); }
+std::string KernelBuilder::offset(const ir::Tensor& t) const {
+    const ir::Shape& out = result().shape;
+    const std::size_t shift = out.size() - t.shape.size();
+    std::vector<std::string> index;
+    for (std::size_t d = 0; d < t.shape.size(); ++d)
+        index.push_back(t.shape[d] == 1 ? "0" : "i" + std::to_string(d + shift));
+    const bool named_lanes = loop_block_ > 0 && t.channel_block == loop_block_ && shift == 0;
+    return layout_offset(t, index, named_lanes ? "c0" : "", named_lanes ? "c1" : "");
+}
+
+std::string KernelBuilder::output_offset() const { return offset(result()); }
+
+std::string KernelBuilder::open_channel_block_loops(const ir::Shape& shape) const {
+    const std::string b = std::to_string(loop_block_);
+    return "for (int64_t i0 = 0; i0 < " + std::to_string(shape[0]) + "; ++i0)\n" +
+           "for (int64_t c0 = 0; c0 < " + std::to_string(shape[1] / loop_block_) + "; ++c0)\n" +
+           "for (int64_t i2 = 0; i2 < " + std::to_string(shape[2]) + "; ++i2)\n" +
+           "for (int64_t i3 = 0; i3 < " + std::to_string(shape[3]) + "; ++i3)\n" +
+           "#pragma omp simd\n" +
+           "for (int64_t c1 = 0; c1 < " + b + "; ++c1) {\n" +
+           "    const int64_t i1 = c0 * " + b + " + c1;\n" +
+           "    (void)i1;\n";
+}
 
 std::string KernelBuilder::elementwise_expression(const ir::Node& node,
                                                   const std::vector<std::string>& x) const {

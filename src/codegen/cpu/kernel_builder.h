@@ -3,7 +3,12 @@
 // fused elementwise chain ("epilogue") that follows the anchor op.
 //
 // Loop variables of an output element are always i0 .. i{rank-1}, so any
-// emitter whose loops produce them can take an epilogue.
+// emitter whose loops produce them can take an epilogue. Every tensor is
+// addressed in its own layout (Tensor::channel_block) from these logical
+// indices, so a kernel is correct whatever layouts it meets; an emitter
+// that walks channel blocks (`use_channel_block_loops`) also names the block
+// c0 and the lane c1, and tensors blocked the same way are then addressed
+// without a division.
 #pragma once
 
 #include <sstream>
@@ -34,8 +39,15 @@ public:
     std::string element(int tensor_id);
     // Offset of the output element addressed by i0 .. i{rank-1}.
     std::string output_offset() const;
-    // Offset into a tensor of `shape` broadcast against the output.
-    std::string broadcast_offset(const ir::Shape& shape) const;
+    // Offset into `t`, broadcast against the output, in t's layout.
+    std::string offset(const ir::Tensor& t) const;
+
+    // The emitter's loops walk channels as i1 = c0 * block + c1 (c1 innermost).
+    void use_channel_block_loops(int block) { loop_block_ = block; }
+    int loop_block() const { return loop_block_; }
+    // Opens loops i0, c0, i2, i3, c1 over a rank-4 `shape` and defines i1;
+    // the caller closes the brace it opens.
+    std::string open_channel_block_loops(const ir::Shape& shape) const;
 
     // Statements applying the fused chain to variable `value`, then storing it.
     std::string epilogue_and_store(const std::string& value);
@@ -58,9 +70,17 @@ private:
     std::vector<int> cluster_;
     CpuTarget target_;
     std::vector<int> read_tensors_;
+    int loop_block_ = 0;
 };
 
 std::string literal(double value, ir::DType dtype);
+
+// Offset of one element of `t` in t's layout. `index` holds a C++ expression
+// per dimension of t ("0" where it broadcasts). For a channel-blocked tensor,
+// `block` and `lane` may name the channel's block and lane (otherwise they
+// are derived from index[1]).
+std::string layout_offset(const ir::Tensor& t, const std::vector<std::string>& index, const std::string& block = "",
+                          const std::string& lane = "");
 
 // Declares `ow_lo[KW]` and `ow_hi[KW]`: for each kernel column kw, the output
 // columns [lo, hi) whose input column ow*SW + kw*DW - PW lies in [0, W), so

@@ -2,10 +2,12 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 
 #include "sol/codegen/cpu/generate_module.h"
 #include "sol/log.h"
+#include "sol/passes/assign_layouts.h"
 #ifdef SOL_HAVE_DNNL
 #include <oneapi/dnnl/dnnl_version.h>
 
@@ -63,10 +65,44 @@ public:
         return names;
     }
 
+    // Channel-blocked layouts, one vector register of channels per block,
+    // between the kernels that handle them (SOL_LAYOUT=plain keeps
+    // everything row-major, for comparisons).
+    void lower(ir::Graph& graph) override {
+        const char* layout = std::getenv("SOL_LAYOUT");
+        const bool plain = layout != nullptr && std::string(layout) == "plain";
+        const int block = plain || target_.vector_width < 8 ? 0 : target_.vector_width;
+        // Each cluster's backend, chosen once with every tensor row-major.
+        std::map<std::vector<int>, std::string> backend_of;
+        auto backend = [&](const ir::Graph& g, const std::vector<int>& cluster) -> const std::string& {
+            auto found = backend_of.find(cluster);
+            if (found == backend_of.end()) found = backend_of.emplace(cluster, select_backend(g, cluster)).first;
+            return found->second;
+        };
+        auto accepts = [&](const ir::Graph& g, const std::vector<int>& cluster, int tensor) {
+#ifdef SOL_HAVE_DNNL
+            if (backend(g, cluster) == "dnn") return backends::dnnl::handles_channel_blocked(g, cluster, tensor);
+#endif
+            return codegen::cpu::handles_channel_blocked(g, cluster, tensor);
+        };
+        // oneDNN runs some mixes of row-major and blocked operands only by its
+        // slow reference code: such a convolution gets row-major operands
+        // (then generate() sees the same choice as made here).
+        auto check = [&](const ir::Graph& g, const std::vector<int>& cluster) {
+            return backend(g, cluster) != "dnn" || select_backend(g, cluster) == "dnn";
+        };
+        const int blocked = passes::assign_layouts(graph, block, accepts, check);
+        if (block > 0) log::debug(std::to_string(blocked) + " tensors channel-blocked by " + std::to_string(block));
+    }
+
     codegen::GeneratedModule generate(const ir::Graph& graph) override {
-        return codegen::cpu::generate_module(graph, target_, [this](const ir::Graph& g, const std::vector<int>& cluster) {
-            return select_backend(g, cluster);
-        });
+        codegen::GeneratedModule module = codegen::cpu::generate_module(
+            graph, target_, [this](const ir::Graph& g, const std::vector<int>& cluster) { return select_backend(g, cluster); });
+#ifdef SOL_HAVE_DNNL
+        for (codegen::KernelCall& call : module.calls)
+            if (call.backend == "dnn") call.may_overwrite = backends::dnnl::in_place_input(graph, call.nodes);
+#endif
+        return module;
     }
 
     std::unique_ptr<backends::LibraryKernel> instantiate(const ir::Graph& graph,

@@ -16,6 +16,15 @@ namespace sol::backends::dnnl {
 // convolution; when not, `reason` says why (logged as "not chosen").
 bool supports_convolution(const ir::Graph& graph, const std::vector<int>& cluster, std::string& reason);
 
+// Whether the convolution of `cluster` takes tensor `tensor_id` (its input,
+// output, or an addend of the chain) channel-blocked: all but the weights
+// and bias.
+bool handles_channel_blocked(const ir::Graph& graph, const std::vector<int>& cluster, int tensor_id);
+
+// The residual the convolution's `sum` post-op adds, when the output may be
+// computed in its buffer (same layout, so no reorder in between); else -1.
+int in_place_input(const ir::Graph& graph, const std::vector<int>& cluster);
+
 // Builds the primitive (done once, at load time). `arguments` are the
 // call's tensor ids: x, weight, [bias], side inputs of the chain, output.
 std::unique_ptr<LibraryKernel> make_convolution(const ir::Graph& graph, const std::vector<int>& cluster,

@@ -18,6 +18,11 @@ struct CpuTarget {
     std::int64_t conv_channel_block = 8;   // output channels a convolution computes per input pass
 };
 
+// Whether the generated kernel of `cluster` reads or writes `tensor_id`
+// efficiently when it is channel-blocked (asked by the layout pass).
+// Generated kernels are correct for any layout; this is about speed.
+bool handles_channel_blocked(const ir::Graph& graph, const std::vector<int>& cluster, int tensor_id);
+
 // Requires fusion to have assigned Node::cluster to every node. Clusters the
 // selector gives to a library backend get a call without generated code.
 GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target, const BackendSelector& select = {});
