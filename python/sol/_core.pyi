@@ -72,10 +72,12 @@ class CompiledModel:
     unique_kernels: int             # distinct generated kernels (identical layers share one)
     library_calls: int              # steps run by a vendor library (oneDNN) instead of generated code
     def run(self, inputs: Sequence[int], parameters: Sequence[int], outputs: Sequence[int],
-            parameters_changed: bool) -> None:
+            parameters_changed: bool, threads: int = 0) -> None:
         """Pointers (as ints) to contiguous host memory. Releases the GIL; safe to
         call from several threads at once. `parameters_changed` tells the runtime
-        to recompute values derived from parameters only (e.g. folded BatchNorm)."""
+        to recompute values derived from parameters only (e.g. folded BatchNorm).
+        `threads` > 0 sets the OpenMP threads of the kernels (SolModule passes
+        torch.get_num_threads())."""
 
 def compile(graph: Graph, device: str, device_index: int) -> CompiledModel: ...
 

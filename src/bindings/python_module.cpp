@@ -147,12 +147,13 @@ NB_MODULE(_core, m) {
             "run",
             [](runtime::CompiledModel& c, const std::vector<std::uintptr_t>& inputs,
                const std::vector<std::uintptr_t>& parameters, const std::vector<std::uintptr_t>& outputs,
-               bool parameters_changed) {
+               bool parameters_changed, int threads) {
                 const auto in = to_pointers(inputs), params = to_pointers(parameters), out = to_pointers(outputs);
                 nb::gil_scoped_release release;  // kernels run without Python; other threads may call too
-                c.run(in, params, out, parameters_changed);
+                c.run(in, params, out, parameters_changed, threads);
             },
-            nb::arg("inputs"), nb::arg("parameters"), nb::arg("outputs"), nb::arg("parameters_changed"));
+            nb::arg("inputs"), nb::arg("parameters"), nb::arg("outputs"), nb::arg("parameters_changed"),
+            nb::arg("threads") = 0);
 
     m.def("compile", [](const ir::Graph& graph, const std::string& device, int index) {
         devices::Device& target = devices::find_device(device, index);

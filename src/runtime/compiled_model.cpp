@@ -6,6 +6,8 @@
 #include <cstring>
 #include <sstream>
 
+#include <omp.h>
+
 #include "sol/error.h"
 #include "sol/ir/verify.h"
 #include "sol/log.h"
@@ -228,7 +230,9 @@ void CompiledModel::release_workspace(void* workspace) {
 }
 
 void CompiledModel::run(const std::vector<void*>& inputs, const std::vector<void*>& parameters,
-                        const std::vector<void*>& outputs, bool parameters_changed) {
+                        const std::vector<void*>& outputs, bool parameters_changed, int threads) {
+    // Per calling thread: parallel regions this thread starts use it.
+    if (threads > 0) omp_set_num_threads(threads);
     auto check = [](const std::vector<void*>& given, std::size_t expected, const char* what) {
         if (given.size() != expected)
             throw Error(std::string("expected ") + std::to_string(expected) + " " + what + " pointers, got " +

@@ -45,9 +45,12 @@ public:
     std::string library_path() const;
 
     // Pointers in the order of inputs(), parameters() and outputs(). Throws
-    // sol::Error when a count is wrong or a pointer is null.
+    // sol::Error when a count is wrong or a pointer is null. `threads` > 0
+    // sets the OpenMP threads of this call's kernels: the framework's count,
+    // since SOL's OpenMP runtime (the system's, shared by generated code and
+    // oneDNN) is not the framework's own and would otherwise use every core.
     void run(const std::vector<void*>& inputs, const std::vector<void*>& parameters,
-             const std::vector<void*>& outputs, bool parameters_changed);
+             const std::vector<void*>& outputs, bool parameters_changed, int threads = 0);
 
 private:
     // Where a tensor's data is during a call.

@@ -274,9 +274,11 @@ class SolModule(torch.nn.Module):
                 )
             input_pointers = [tensors[i].data_ptr() for i in entry.input_order]
             output_pointers = [tensor.data_ptr() for tensor in outputs]
+            # torch.set_num_threads governs SOL's kernels too.
+            threads = torch.get_num_threads()
             if changed:
                 try:
-                    entry.model.run(input_pointers, parameter_pointers, output_pointers, True)
+                    entry.model.run(input_pointers, parameter_pointers, output_pointers, True, threads)
                 except BaseException:
                     entry.fingerprint = None  # derived values may be half-written: recompute next time
                     raise
@@ -285,7 +287,7 @@ class SolModule(torch.nn.Module):
             else:
                 with entry.refresh_lock:  # wait for a refresh another thread started
                     pass
-                entry.model.run(input_pointers, parameter_pointers, output_pointers, False)
+                entry.model.run(input_pointers, parameter_pointers, output_pointers, False, threads)
             del parameters  # held until here on purpose
         return pytree.tree_unflatten(outputs, engine.output_spec)
 
