@@ -129,19 +129,32 @@ def test_state_dict_round_trip_before_first_call():
     assert_close_rel(sol_model(x), eager(model_b, x), name="B's weights")
 
 
+def test_parameters_are_shared_with_the_model():
+    """As with torch.compile, the SOL model holds the model's own parameters and
+    buffers (no second copy of the weights), under the same names."""
+    model = small_cnn(seed=6)
+    sol_model = optimize(model, torch.randn(1, 3, 16, 16))
+    mine, theirs = sol_model.state_dict(), model.state_dict()
+    assert list(mine) == list(theirs)
+    for key in theirs:
+        assert mine[key].data_ptr() == theirs[key].data_ptr(), key
+
+
 def test_inplace_parameter_update_is_seen():
     """Parameters and running statistics changed in place (as an optimizer or a
-    manual edit would) change the next result: nothing is baked in."""
+    manual edit would, here through the original model) change the next
+    result: nothing is baked in."""
     model = small_cnn(seed=5)
     x = torch.randn(2, 3, 16, 16)
     sol_model = optimize(model, x)
-    assert_close_rel(sol_model(x), eager(model, x), name="before the update")
+    before = eager(model, x)
+    assert_close_rel(sol_model(x), before, name="before the update")
     with torch.no_grad():
-        for mine, theirs in ((sol_model.state_dict(), model.state_dict()),):
-            for key in ("features.1.running_mean", "features.4.weight", "classifier.bias"):
-                mine[key].add_(0.25)
-                theirs[key].add_(0.25)
-    assert_close_rel(sol_model(x), eager(model, x), name="after the in-place update")
+        for key in ("features.1.running_mean", "features.4.weight", "classifier.bias"):
+            model.state_dict()[key].add_(0.25)
+    after = eager(model, x)
+    assert max_rel_error(after, before) > 1e-3, "test set-up: the update should change the output"
+    assert_close_rel(sol_model(x), after, name="after the in-place update")
 
 
 @pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad_enabled"])

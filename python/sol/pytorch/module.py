@@ -11,6 +11,7 @@ parameters' fingerprint changes.
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -334,12 +335,13 @@ def optimize(
 ) -> SolModule:
     """Return a SolModule that runs `model` with SOL on the current `sol.device`.
 
-    The model is deep-copied and traced with torch.fx; the graph for the given
-    input shape is built, optimized and compiled now, so unsupported ops, shape
-    errors and compiler errors surface here. Other input shapes are compiled on
-    first use. `dtype` defaults to the example tensor's dtype, else float32.
-    Parameters start as copies of the model's; load new values with
-    `load_state_dict`."""
+    The model's modules are copied and traced with torch.fx; the graph for the
+    given input shape is built, optimized and compiled now, so unsupported ops,
+    shape errors and compiler errors surface here. Other input shapes are
+    compiled on first use. `dtype` defaults to the example tensor's dtype, else
+    float32. Parameters and buffers are shared with `model`, as with
+    torch.compile: no second copy of the weights, and an update through either
+    module (an optimizer step, `load_state_dict`) is seen by both."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"optimize() needs a torch.nn.Module, got {type(model).__name__}")
     shapes, example_dtypes = _input_specs(input_size_or_example_tensor)
@@ -350,7 +352,9 @@ def optimize(
             f"SOL supports {', '.join(map(str, SUPPORTED_DTYPES))} so far, not {dtype}"
         )
 
-    model = copy.deepcopy(model)
+    # The memo maps every parameter and buffer to itself: the copy shares them.
+    shared = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
+    model = copy.deepcopy(model, shared)
     training = model.training
     # Trace with eval behaviour: `F.dropout(x, training=self.training)` and similar
     # are evaluated during tracing and baked into the graph.

@@ -3,12 +3,11 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
-#include <cfloat>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 
+#include "dnnl_post_ops.h"
 #include "sol/error.h"
 #include "sol/log.h"
 
@@ -26,101 +25,7 @@ dn::engine& engine() {
 
 dn::memory::dims dims_of(const ir::Shape& shape) { return dn::memory::dims(shape.begin(), shape.end()); }
 
-// The oneDNN format of a tensor's layout (ir::Tensor::channel_block).
-tag format_of(const ir::Tensor& t) {
-    switch (t.channel_block) {
-        case 0: return tag::nchw;
-        case 4: return tag::nChw4c;
-        case 8: return tag::nChw8c;
-        case 16: return tag::nChw16c;
-        default: throw Error("internal: no oneDNN format for channels blocked by " + std::to_string(t.channel_block));
-    }
-}
-
 dn::memory::desc desc_of(const ir::Tensor& t) { return dn::memory::desc(dims_of(t.shape), dt::f32, format_of(t)); }
-
-float finite(double value) { return static_cast<float>(std::clamp(value, -double(FLT_MAX), double(FLT_MAX))); }
-
-// The fused chain as oneDNN post-ops; binary post-ops read a graph tensor.
-struct PostOps {
-    dn::post_ops ops;
-    std::vector<std::pair<int, int>> binary_inputs;  // (post-op index, tensor id)
-    std::vector<dn::memory::desc> binary_descs;
-    int sum_input = -1;  // tensor id a `sum` post-op adds (the output is pre-filled with it)
-};
-
-// Appends the post-ops computing `node` from the running value; false (with
-// the reason) when oneDNN has no such post-op.
-bool append_post_op(const ir::Graph& graph, const ir::Node& node, int running, PostOps& post, std::string& reason) {
-    auto eltwise = [&post](dn::algorithm algorithm, float alpha = 0.f, float beta = 0.f) {
-        post.ops.append_eltwise(1.f, algorithm, alpha, beta);
-        return true;
-    };
-    switch (node.op) {
-        case ir::Op::Relu: return eltwise(dn::algorithm::eltwise_relu);
-        case ir::Op::Clamp:
-            return eltwise(dn::algorithm::eltwise_clip_v2, finite(node.attrs.get_float("min")),
-                           finite(node.attrs.get_float("max")));
-        case ir::Op::Sigmoid: return eltwise(dn::algorithm::eltwise_logistic);
-        case ir::Op::Tanh: return eltwise(dn::algorithm::eltwise_tanh);
-        case ir::Op::Gelu:
-            return eltwise(node.attrs.get_int("approximate", 0) ? dn::algorithm::eltwise_gelu_tanh
-                                                                : dn::algorithm::eltwise_gelu_erf);
-        case ir::Op::Silu: return eltwise(dn::algorithm::eltwise_swish, 1.f);
-        case ir::Op::Hardswish: return eltwise(dn::algorithm::eltwise_hardswish);
-        case ir::Op::Hardsigmoid:  // clamp(x/6 + 1/2, 0, 1)
-            eltwise(dn::algorithm::eltwise_linear, 1.f / 6.f, 0.5f);
-            return eltwise(dn::algorithm::eltwise_clip_v2, 0.f, 1.f);
-        case ir::Op::Neg: return eltwise(dn::algorithm::eltwise_linear, -1.f, 0.f);
-        case ir::Op::Add:
-        case ir::Op::Sub:
-        case ir::Op::Mul:
-        case ir::Op::Div: break;
-        default: reason = "oneDNN has no post-op for '" + std::string(ir::name(node.op)) + "'"; return false;
-    }
-    const bool running_first = node.inputs[0] == running;
-    const ir::Tensor& other = graph.tensor(node.inputs[running_first ? 1 : 0]);
-    if (other.kind == ir::TensorKind::Constant) {  // alpha * x + beta
-        const float c = static_cast<float>(other.value);
-        switch (node.op) {
-            case ir::Op::Add: return eltwise(dn::algorithm::eltwise_linear, 1.f, c);
-            case ir::Op::Sub:
-                return running_first ? eltwise(dn::algorithm::eltwise_linear, 1.f, -c)
-                                     : eltwise(dn::algorithm::eltwise_linear, -1.f, c);
-            case ir::Op::Mul: return eltwise(dn::algorithm::eltwise_linear, c, 0.f);
-            default:
-                // x / c as x * (1/c) would round differently from PyTorch.
-                reason = "division by a constant is left to generated code";
-                return false;
-        }
-    }
-    if (!running_first && node.op == ir::Op::Div) {
-        reason = "c / x has no oneDNN post-op";
-        return false;
-    }
-    // A full-size addend (a residual connection) goes through the `sum`
-    // post-op: oneDNN's binary post-op with a full-size operand falls back to
-    // a slow implementation. The output is pre-filled with the addend.
-    if (node.op == ir::Op::Add && other.shape == graph.tensor(running).shape && post.sum_input < 0 &&
-        post.ops.len() == 0) {
-        post.sum_input = other.id;
-        post.ops.append_sum(1.f);
-        return true;
-    }
-    ir::Shape shape = other.shape;  // broadcast against NCHW: leading ones
-    while (shape.size() < 4) shape.insert(shape.begin(), 1);
-    const dn::memory::desc desc = other.channel_block ? desc_of(other) : dn::memory::desc(dims_of(shape), dt::f32, tag::abcd);
-    const dn::algorithm algorithm = node.op == ir::Op::Add   ? dn::algorithm::binary_add
-                                    : node.op == ir::Op::Sub ? dn::algorithm::binary_sub
-                                    : node.op == ir::Op::Mul ? dn::algorithm::binary_mul
-                                                             : dn::algorithm::binary_div;
-    post.binary_inputs.push_back({post.ops.len(), other.id});
-    post.binary_descs.push_back(desc);
-    post.ops.append_binary(algorithm, desc);
-    // side - x = -(x - side); add and mul commute.
-    if (!running_first && node.op == ir::Op::Sub) eltwise(dn::algorithm::eltwise_linear, -1.f, 0.f);
-    return true;
-}
 
 // oneDNN wants grouped weights as [G, O/G, I/G, KH, KW].
 dn::memory::dims weight_dims(const ir::Node& conv, const ir::Shape& w) {
@@ -147,16 +52,8 @@ Plan plan_convolution(const ir::Graph& graph, const std::vector<int>& cluster) {
     if (weight.kind == ir::TensorKind::Input ||
         (weight.kind == ir::TensorKind::Intermediate && !graph.parameter_derived()[weight.id]))
         throw Error("the weights change per call (they are not parameters)");
-    PostOps post;
-    int running = conv.output;
-    for (std::size_t k = 1; k < cluster.size(); ++k) {
-        const ir::Node& node = graph.nodes()[cluster[k]];
-        std::string reason;
-        if (!append_post_op(graph, node, running, post, reason)) throw Error(reason);
-        running = node.output;
-    }
+    PostOps post = chain_post_ops(graph, cluster, 4);  // the destination is NCHW, as the graph's
     const ir::Tensor& result = graph.tensor(graph.nodes()[cluster.back()].output);
-    if (result.shape != graph.tensor(conv.output).shape) throw Error("the fused chain broadcasts the output");
     const ir::Shape& w = graph.tensor(conv.inputs[1]).shape;
     const auto stride = conv.attrs.get_ints("stride", {1, 1});
     const auto padding = conv.attrs.get_ints("padding", {0, 0});
@@ -324,16 +221,8 @@ bool handles_channel_blocked(const ir::Graph& graph, const std::vector<int>& clu
 }
 
 int in_place_input(const ir::Graph& graph, const std::vector<int>& cluster) {
-    const int addend = plan_convolution(graph, cluster).post.sum_input;
-    if (addend < 0) return -1;
-    // Writing over a tensor the kernel also reads elsewhere (x + conv(x))
-    // would change its input while it runs.
-    int reads = 0;
-    for (int index : cluster)
-        for (int input : graph.nodes()[index].inputs) reads += input == addend;
-    if (reads != 1) return -1;
-    const ir::Tensor& result = graph.tensor(graph.nodes()[cluster.back()].output);
-    return graph.tensor(addend).channel_block == result.channel_block ? addend : -1;
+    if (graph.nodes()[cluster.front()].op != ir::Op::Conv2d) return -1;
+    return in_place_addend(graph, cluster, plan_convolution(graph, cluster).post.sum_input);
 }
 
 std::unique_ptr<LibraryKernel> make_convolution(const ir::Graph& graph, const std::vector<int>& cluster,

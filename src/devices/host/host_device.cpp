@@ -12,6 +12,7 @@
 #include <oneapi/dnnl/dnnl_version.h>
 
 #include "sol/backends/dnnl/dnnl_convolution.h"
+#include "sol/backends/dnnl/dnnl_linear.h"
 #endif
 #include "sol/error.h"
 #include "sol/jit/compiler.h"
@@ -60,7 +61,7 @@ public:
 
     std::vector<std::string> backends() const override {
         std::vector<std::string> names;
-        if (dnn_enabled()) names.push_back("dnn (oneDNN " + dnn_version() + ": convolutions)");
+        if (dnn_enabled()) names.push_back("dnn (oneDNN " + dnn_version() + ": convolutions, inner products)");
         names.push_back("dfp (generated C++, OpenMP)");
         return names;
     }
@@ -81,7 +82,10 @@ public:
         };
         auto accepts = [&](const ir::Graph& g, const std::vector<int>& cluster, int tensor) {
 #ifdef SOL_HAVE_DNNL
-            if (backend(g, cluster) == "dnn") return backends::dnnl::handles_channel_blocked(g, cluster, tensor);
+            // An inner product flattens its input to rows: row-major only.
+            if (backend(g, cluster) == "dnn")
+                return g.nodes()[cluster.front()].op == ir::Op::Conv2d &&
+                       backends::dnnl::handles_channel_blocked(g, cluster, tensor);
 #endif
             return codegen::cpu::handles_channel_blocked(g, cluster, tensor);
         };
@@ -100,7 +104,10 @@ public:
             graph, target_, [this](const ir::Graph& g, const std::vector<int>& cluster) { return select_backend(g, cluster); });
 #ifdef SOL_HAVE_DNNL
         for (codegen::KernelCall& call : module.calls)
-            if (call.backend == "dnn") call.may_overwrite = backends::dnnl::in_place_input(graph, call.nodes);
+            if (call.backend == "dnn")
+                call.may_overwrite = graph.nodes()[call.nodes.front()].op == ir::Op::Linear
+                                         ? backends::dnnl::linear_in_place_input(graph, call.nodes)
+                                         : backends::dnnl::in_place_input(graph, call.nodes);
 #endif
         return module;
     }
@@ -108,7 +115,12 @@ public:
     std::unique_ptr<backends::LibraryKernel> instantiate(const ir::Graph& graph,
                                                          const codegen::KernelCall& call) override {
 #ifdef SOL_HAVE_DNNL
-        if (call.backend == "dnn") return backends::dnnl::make_convolution(graph, call.nodes, call.arguments);
+        if (call.backend == "dnn") {
+            const ir::Op anchor = graph.nodes()[call.nodes.front()].op;
+            if (anchor == ir::Op::Conv2d) return backends::dnnl::make_convolution(graph, call.nodes, call.arguments);
+            if (anchor == ir::Op::Linear) return backends::dnnl::make_linear(graph, call.nodes, call.arguments);
+            throw DeviceError("internal: the dnn backend has no kernel for '" + std::string(ir::name(anchor)) + "'");
+        }
 #endif
         throw DeviceError("backend '" + call.backend + "' is not available on " + name());
     }
@@ -153,16 +165,21 @@ private:
 #endif
     }
 
-    // oneDNN for the convolutions it supports (with their fused chain);
-    // generated code for everything else. Every "not chosen" says why.
+    // oneDNN for the convolutions and linear layers it supports (with their
+    // fused chain); generated code for everything else. Every "not chosen"
+    // says why.
     std::string select_backend(const ir::Graph& graph, const std::vector<int>& cluster) const {
 #ifdef SOL_HAVE_DNNL
         const ir::Node& anchor = graph.nodes()[cluster.front()];
-        if (!dnn_enabled() || anchor.op != ir::Op::Conv2d) return "";
+        if (!dnn_enabled() || (anchor.op != ir::Op::Conv2d && anchor.op != ir::Op::Linear)) return "";
         std::string reason;
-        if (backends::dnnl::supports_convolution(graph, cluster, reason)) return "dnn";
+        const bool supported = anchor.op == ir::Op::Conv2d
+                                   ? backends::dnnl::supports_convolution(graph, cluster, reason)
+                                   : backends::dnnl::supports_linear(graph, cluster, reason);
+        if (supported) return "dnn";
         if (log::enabled(log::Level::Debug))
-            log::debug("dnn not chosen for conv2d at " + anchor.origin + ": " + reason + "; using dfp");
+            log::debug("dnn not chosen for " + std::string(ir::name(anchor.op)) + " at " + anchor.origin + ": " +
+                       reason + "; using dfp");
 #else
         (void)graph;
         (void)cluster;

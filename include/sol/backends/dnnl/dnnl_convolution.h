@@ -22,7 +22,8 @@ bool supports_convolution(const ir::Graph& graph, const std::vector<int>& cluste
 bool handles_channel_blocked(const ir::Graph& graph, const std::vector<int>& cluster, int tensor_id);
 
 // The residual the convolution's `sum` post-op adds, when the output may be
-// computed in its buffer (same layout, so no reorder in between); else -1.
+// computed in its buffer (same layout, so no reorder in between); else -1,
+// also for a cluster that is not a convolution's.
 int in_place_input(const ir::Graph& graph, const std::vector<int>& cluster);
 
 // Builds the primitive (done once, at load time). `arguments` are the
