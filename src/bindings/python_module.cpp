@@ -143,6 +143,7 @@ NB_MODULE(_core, m) {
         .def_prop_ro("library_calls", &runtime::CompiledModel::library_calls)
         .def_prop_ro("unique_kernels", &runtime::CompiledModel::unique_kernels)
         .def_prop_ro("workspace_bytes", &runtime::CompiledModel::workspace_bytes)
+        .def_prop_ro("derived_bytes", &runtime::CompiledModel::derived_bytes)
         .def(
             "run",
             [](runtime::CompiledModel& c, const std::vector<std::uintptr_t>& inputs,

@@ -83,6 +83,7 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device) : 
     auto persistent_buffer = [this](const ir::Tensor& t) {
         locations_[t.id] = {Place::Derived, derived_buffers_.size()};
         derived_buffers_.push_back(device_.allocate(byte_count(t)));
+        derived_bytes_ += byte_count(t);
     };
     auto constant_buffer = [&](int id) {
         const ir::Tensor& t = graph.tensor(id);
@@ -102,6 +103,38 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device) : 
         if (step.parameter_stage && locations_[result].place == Place::Constant) persistent_buffer(graph.tensor(result));
     }
     for (const OutputCopy& copy : output_copies_) constant_buffer(copy.tensor);
+    // Parameter-stage values that only library kernels' prepare() reads (the
+    // folded weights they reorder into their own layout) exist only during
+    // the parameter stage: otherwise the model would hold the weights twice.
+    std::vector<bool> read_per_call(graph.tensor_count(), false);
+    for (const Step& step : steps_) {
+        if (step.parameter_stage) continue;
+        for (std::size_t k = 0; k < step.arguments.size(); ++k)
+            if (!step.library || !step.library->reads_only_in_prepare(k)) read_per_call[step.arguments[k]] = true;
+    }
+    for (const OutputCopy& copy : output_copies_) read_per_call[copy.tensor] = true;
+    // A library kernel prepares right after the last parameter-stage step it
+    // depends on.
+    prepare_after_.assign(steps_.size(), -1);
+    for (std::size_t s = 0; s < steps_.size(); ++s)
+        if (steps_[s].library)
+            for (int id : steps_[s].arguments)
+                if (writer[id] >= 0 && steps_[writer[id]].parameter_stage)
+                    prepare_after_[s] = std::max(prepare_after_[s], writer[id]);
+    for (std::size_t id = 0; id < graph.tensor_count(); ++id) {
+        const Location& where = locations_[id];
+        const ir::Tensor& t = graph.tensor(static_cast<int>(id));
+        if (where.place != Place::Derived || read_per_call[id] || t.kind == ir::TensorKind::Constant) continue;
+        int last_use = writer[id];
+        for (std::size_t s = 0; s < steps_.size(); ++s)
+            if (std::find(steps_[s].arguments.begin(), steps_[s].arguments.end() - 1, static_cast<int>(id)) !=
+                steps_[s].arguments.end() - 1)
+                last_use = std::max(last_use, steps_[s].parameter_stage ? static_cast<int>(s) : prepare_after_[s]);
+        device_.release(derived_buffers_[where.index]);
+        derived_buffers_[where.index] = nullptr;
+        derived_bytes_ -= byte_count(t);
+        transient_buffers_.push_back({where.index, byte_count(t), writer[id], last_use});
+    }
 
     // Everything else a per-call kernel writes lives in the workspace.
     std::vector<BufferLifetime> lifetimes;
@@ -148,7 +181,8 @@ void CompiledModel::print_profile() const {
 
 CompiledModel::~CompiledModel() {
     if (profiling_ && profiled_calls_ > 0) print_profile();
-    for (void* buffer : derived_buffers_) device_.release(buffer);
+    for (void* buffer : derived_buffers_)
+        if (buffer != nullptr) device_.release(buffer);
     for (void* workspace : workspace_pool_) device_.release(workspace);
 }
 
@@ -176,12 +210,12 @@ void CompiledModel::addresses(const Step& step, const CallContext& context, std:
     for (int id : step.arguments) args.push_back(address(id, context));
 }
 
-void CompiledModel::run_steps(bool parameter_stage, CallContext& context) {
+void CompiledModel::run_steps(CallContext& context) {
     std::vector<double> seconds(profiling_ ? steps_.size() : 0, 0.0);
     std::vector<void*> args;
     for (std::size_t i = 0; i < steps_.size(); ++i) {
         const Step& step = steps_[i];
-        if (step.parameter_stage != parameter_stage) continue;
+        if (step.parameter_stage) continue;
         addresses(step, context, args);
         const auto start = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
         if (step.library)
@@ -190,25 +224,55 @@ void CompiledModel::run_steps(bool parameter_stage, CallContext& context) {
             device_.launch(step.function, args.data());
         if (profiling_) seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
-    if (profiling_ && !parameter_stage) {
+    if (profiling_) {
         std::lock_guard<std::mutex> lock(profile_mutex_);
         for (std::size_t i = 0; i < seconds.size(); ++i) step_seconds_[i] += seconds[i];
         ++profiled_calls_;
     }
 }
 
-void CompiledModel::prepare_library_kernels(CallContext& context) {
-    // Their weights may be parameter-stage results: this runs after that stage.
+void CompiledModel::prepare(const Step& step, CallContext& context) {
     // Pointers of per-call tensors are not read by prepare (no workspace yet).
-    for (const Step& step : steps_) {
-        if (!step.library) continue;
-        std::vector<void*> args;
-        for (int id : step.arguments) {
-            const Place place = locations_[id].place;
-            const bool per_call = place == Place::Workspace || place == Place::Output || place == Place::Input;
-            args.push_back(per_call ? nullptr : address(id, context));
+    std::vector<void*> args;
+    for (int id : step.arguments) {
+        const Place place = locations_[id].place;
+        const bool per_call = place == Place::Workspace || place == Place::Output || place == Place::Input;
+        args.push_back(per_call ? nullptr : address(id, context));
+    }
+    step.library->prepare(args.data());
+}
+
+void CompiledModel::run_parameter_stage(CallContext& context) {
+    struct Transients {  // released however the stage ends
+        CompiledModel& model;
+        void release(const TransientBuffer& t) {
+            void*& buffer = model.derived_buffers_[t.index];
+            if (buffer != nullptr) model.device_.release(buffer);
+            buffer = nullptr;
         }
-        step.library->prepare(args.data());
+        ~Transients() {
+            for (const TransientBuffer& t : model.transient_buffers_) release(t);
+        }
+    } transients{*this};
+    auto prepare_after = [&](int position) {
+        for (std::size_t s = 0; s < steps_.size(); ++s)
+            if (steps_[s].library && prepare_after_[s] == position) prepare(steps_[s], context);
+        for (const TransientBuffer& t : transient_buffers_)
+            if (t.last_use == position) transients.release(t);
+    };
+    prepare_after(-1);
+    std::vector<void*> args;
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+        const Step& step = steps_[i];
+        if (!step.parameter_stage) continue;
+        for (const TransientBuffer& t : transient_buffers_)
+            if (t.producer == static_cast<int>(i)) derived_buffers_[t.index] = device_.allocate(t.bytes);
+        addresses(step, context, args);
+        if (step.library)
+            step.library->run(args.data());
+        else
+            device_.launch(step.function, args.data());
+        prepare_after(static_cast<int>(i));
     }
 }
 
@@ -249,14 +313,13 @@ void CompiledModel::run(const std::vector<void*>& inputs, const std::vector<void
     // unchanged parameters share the derived values without waiting.
     if (has_parameter_stage_ && (parameters_changed || !derived_ready_.load())) {
         std::unique_lock<std::shared_mutex> lock(derived_mutex_);
-        run_steps(true, context);
-        prepare_library_kernels(context);
+        run_parameter_stage(context);
         derived_ready_ = true;
     }
     std::shared_lock<std::shared_mutex> reading(derived_mutex_);
     context.workspace = static_cast<char*>(acquire_workspace());
     try {
-        run_steps(false, context);
+        run_steps(context);
         device_.synchronize();
         // Host memory on the host device; a device with its own memory will
         // need a device-to-device copy in the Device interface here.

@@ -86,4 +86,52 @@ TEST_F(FreshCache, WeightsFromAnInputStayInGeneratedCode) {
     EXPECT_EQ(model->library_calls(), 0u) << "weights that change per call cannot be reordered once";
 }
 
+// BatchNorm folded into a oneDNN convolution: the folded weights are computed
+// in the parameter stage only for the library to reorder them, so the model
+// keeps just the folded bias between calls (not a second copy of the
+// weights); generated code reads the folded weights on every call and keeps
+// them. Both give BN(conv(x)) before and after the weights change.
+TEST_P(BackendConvolutionTest, FoldedWeightsAreKeptOnlyWhenReadPerCall) {
+    ScopedEnv backends("SOL_BACKENDS", std::string(GetParam()));
+    ir::Graph g;
+    const int x = g.add_input("x", {1, 16, 6, 6}, DType::Float32);
+    const int conv = g.add_node(Op::Conv2d, {x, g.add_parameter("w", {16, 16, 3, 3}, DType::Float32)},
+                                attrs({{"padding", Ints{1, 1}}}), "conv");
+    std::vector<int> bn{conv};
+    for (const char* name : {"mean", "var", "gamma", "beta"}) bn.push_back(g.add_parameter(name, {16}, DType::Float32));
+    g.set_outputs({g.add_node(Op::BatchNorm, bn, attrs({{"eps", 1e-5}}), "bn")});
+    auto model = compile_for_host(g);
+    const std::size_t weight_bytes = 16 * 16 * 9 * sizeof(float), bias_bytes = 16 * sizeof(float);
+#ifdef SOL_HAVE_DNNL
+    const bool library = std::string(GetParam()) != "dfp";
+#else
+    const bool library = false;
+#endif
+    EXPECT_EQ(model->library_calls(), library ? 1u : 0u);
+    if (library)
+        EXPECT_LT(model->derived_bytes(), weight_bytes) << "the folded weights are kept next to oneDNN's copy";
+    else
+        EXPECT_GE(model->derived_bytes(), weight_bytes + bias_bytes);
+
+    Tensors inputs{{"x", random_floats(16 * 36, 31, -2, 2)}};
+    Tensors params{{"w", random_floats(16 * 16 * 9, 32)}, {"mean", random_floats(16, 33)},
+                   {"var", random_floats(16, 34, 0.5f, 2.0f)}, {"gamma", random_floats(16, 35)},
+                   {"beta", random_floats(16, 36)}};
+    for (int round = 0; round < 2; ++round) {
+        if (round == 1) params.at("w") = random_floats(16 * 16 * 9, 37);  // new weights: the stage runs again
+        ref::Index oh = 0, ow = 0;
+        ref::Conv2dParams padded;
+        padded.pad_h = 1, padded.pad_w = 1;
+        const auto c = ref::conv2d(inputs.at("x"), 1, 16, 6, 6, params.at("w"), 16, 3, 3, {}, padded, oh, ow);
+        std::vector<float> expected(c.size());
+        for (std::size_t i = 0; i < c.size(); ++i) {
+            const std::size_t k = (i / 36) % 16;
+            expected[i] = (c[i] - params.at("mean")[k]) / std::sqrt(params.at("var")[k] + 1e-5f) *
+                              params.at("gamma")[k] + params.at("beta")[k];
+        }
+        const auto out = run_model(*model, inputs, params, true);
+        EXPECT_LE(max_abs_difference(out[0], expected), 1e-4f) << (round == 0 ? "first weights" : "new weights");
+    }
+}
+
 }  // namespace

@@ -8,6 +8,8 @@
 // the fused chain's side inputs, the output last.
 #pragma once
 
+#include <cstddef>
+
 namespace sol::backends {
 
 class LibraryKernel {
@@ -15,6 +17,13 @@ public:
     virtual ~LibraryKernel() = default;
     virtual void prepare(void* const* args) = 0;  // under the runtime's exclusive lock
     virtual void run(void* const* args) = 0;      // may run on several threads at once
+    // Whether argument `index` is read by `prepare` only (weights the kernel
+    // keeps reordered): the runtime need not keep a parameter-stage value
+    // that only such reads use.
+    virtual bool reads_only_in_prepare(std::size_t index) const {
+        (void)index;
+        return false;
+    }
 };
 
 }  // namespace sol::backends

@@ -42,6 +42,9 @@ public:
     std::size_t library_calls() const;  // steps run by a vendor library (dnn), not generated code
     int unique_kernels() const { return unique_kernels_; }
     std::size_t workspace_bytes() const { return workspace_bytes_; }
+    // Memory the model keeps between calls for parameter-derived values
+    // (folded weights, constants), not counting library kernels' own copies.
+    std::size_t derived_bytes() const { return derived_bytes_; }
     std::string library_path() const;
 
     // Pointers in the order of inputs(), parameters() and outputs(). Throws
@@ -74,8 +77,12 @@ private:
     };
     struct CallContext;
 
-    void run_steps(bool parameter_stage, CallContext& context);
-    void prepare_library_kernels(CallContext& context);
+    void run_steps(CallContext& context);  // the per-call steps
+    // The parameter-stage steps, each library kernel's prepare() as soon as
+    // its weights are computed, and each transient buffer alive only from
+    // its producer to its last reader, so at most a few exist at once.
+    void run_parameter_stage(CallContext& context);
+    void prepare(const Step& step, CallContext& context);
     void addresses(const Step& step, const CallContext& context, std::vector<void*>& args) const;
     void* address(int tensor, const CallContext& context) const;
     void* acquire_workspace();
@@ -88,7 +95,19 @@ private:
     std::vector<Step> steps_;
     std::vector<OutputCopy> output_copies_;
     std::vector<void*> derived_buffers_;
+    // Derived buffers only library kernels' prepare() reads: allocated for
+    // the parameter stage only (nullptr in between), so the model does not
+    // hold folded weights next to the library's reordered copy.
+    struct TransientBuffer {
+        std::size_t index;  // into derived_buffers_
+        std::size_t bytes;
+        int producer;       // parameter-stage step writing it
+        int last_use;       // step after which it is last read (by that step or a prepare() following it)
+    };
+    std::vector<TransientBuffer> transient_buffers_;
+    std::vector<int> prepare_after_;  // per step: for a library step, the step after which its prepare() runs (-1: first)
     std::size_t workspace_bytes_ = 0;
+    std::size_t derived_bytes_ = 0;
     int unique_kernels_ = 0;
 
     std::shared_mutex derived_mutex_;  // writers: the parameter stage

@@ -129,6 +129,8 @@ public:
         stream.wait();
     }
 
+    bool reads_only_in_prepare(std::size_t index) const override { return static_cast<int>(index) == weights_; }
+
     void run(void* const* args) override {
         const auto& pd = plan_.primitive;
         // Per thread, so concurrent calls never share it.
