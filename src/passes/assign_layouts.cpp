@@ -1,19 +1,20 @@
 #include "sol/passes/assign_layouts.h"
 
+#include <algorithm>
 #include <map>
 
 #include "sol/error.h"
 
 namespace sol::passes {
 
-int assign_layouts(ir::Graph& graph, int block, const BlockedAccess& accepts, const LayoutCheck& check) {
+int assign_layouts(ir::Graph& graph, const std::vector<int>& blocks, const BlockedAccess& accepts,
+                   const LayoutCheck& check) {
     std::map<int, std::vector<int>> clusters;  // cluster id -> node indices, anchor first
     for (std::size_t i = 0; i < graph.nodes().size(); ++i) {
         const int cluster = graph.nodes()[i].cluster;
         if (cluster < 0) throw Error("internal: assign_layouts runs after fusion; node " + std::to_string(i) + " has no kernel");
         clusters[cluster].push_back(static_cast<int>(i));
     }
-    if (block <= 0) return 0;
     const std::vector<bool> derived = graph.parameter_derived();
     int blocked = 0;
     for (const auto& [id, members] : clusters) {
@@ -23,16 +24,18 @@ int assign_layouts(ir::Graph& graph, int block, const BlockedAccess& accepts, co
         // tensor has the same bytes either way, so it stays row-major.
         // Weight-only values are read by library kernels' weight reorders,
         // which expect the framework's layout.
-        if (t.shape.size() != 4 || t.dtype != ir::DType::Float32 || t.shape[1] % block != 0 ||
-            t.shape[2] * t.shape[3] == 1 || graph.is_output(result) || derived[result])
+        if (t.shape.size() != 4 || t.dtype != ir::DType::Float32 || t.shape[2] * t.shape[3] == 1 ||
+            graph.is_output(result) || derived[result])
             continue;
+        auto fits = std::find_if(blocks.begin(), blocks.end(), [&t](int b) { return b > 0 && t.shape[1] % b == 0; });
+        if (fits == blocks.end()) continue;
         bool all = accepts(graph, members, result);
         for (int reader : graph.consumers(result)) {
             if (!all) break;
             all = accepts(graph, clusters.at(graph.nodes()[reader].cluster), result);
         }
         if (!all) continue;
-        graph.set_channel_block(result, block);
+        graph.set_channel_block(result, *fits);
         ++blocked;
     }
     // Unblocking only ever removes blocked tensors, so this ends.

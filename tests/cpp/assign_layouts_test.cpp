@@ -60,7 +60,7 @@ struct ConvPoolConv {
 // in the framework's layout, and the result verifies and prints the layout.
 TEST(AssignLayouts, BlocksTheIntermediatesOfAConvPoolConvChain) {
     ConvPoolConv m;
-    EXPECT_EQ(assign_layouts(m.g, 16, accept_all, content), 2);
+    EXPECT_EQ(assign_layouts(m.g, {16}, accept_all, content), 2);
     EXPECT_EQ(block_of(m.g, m.relu), 16);
     EXPECT_EQ(block_of(m.g, m.pool), 16);
     for (int edge : {m.x, m.w1, m.b1, m.w2, m.out}) EXPECT_EQ(block_of(m.g, edge), 0) << "%" << edge;
@@ -74,7 +74,7 @@ TEST(AssignLayouts, BlocksTheIntermediatesOfAConvPoolConvChain) {
 // even when everyone would accept.
 TEST(AssignLayouts, BlockZeroKeepsEverythingRowMajor) {
     ConvPoolConv m;
-    EXPECT_EQ(assign_layouts(m.g, 0, accept_all, content), 0);
+    EXPECT_EQ(assign_layouts(m.g, {}, accept_all, content), 0);
     EXPECT_EQ(count_blocked(m.g), 0);
 }
 
@@ -85,7 +85,7 @@ TEST(AssignLayouts, RefusesAGraphThatWasNotFused) {
     const int x = g.add_input("x", {1, 32, 8, 8}, DType::Float32);
     const int p = g.add_node(Op::MaxPool2d, {x}, attrs({{"kernel", Ints{2, 2}}}), "");
     g.set_outputs({g.add_node(Op::AvgPool2d, {p}, attrs({{"kernel", Ints{2, 2}}}), "")});
-    EXPECT_THROW(assign_layouts(g, 16, accept_all, content), sol::Error);
+    EXPECT_THROW(assign_layouts(g, {16}, accept_all, content), sol::Error);
 }
 
 // x -> maxpool 2x2 -> avgpool(kernel k) -> out: one stored intermediate whose
@@ -104,12 +104,12 @@ struct PoolPool {
 // Channels that do not fill whole blocks cannot be blocked at all.
 TEST(AssignLayouts, ChannelsNotAMultipleOfTheBlockStayRowMajor) {
     PoolPool blocked(32, 8, 2), odd(24, 8, 2);
-    EXPECT_EQ(assign_layouts(blocked.g, 16, accept_all, content), 1);
+    EXPECT_EQ(assign_layouts(blocked.g, {16}, accept_all, content), 1);
     EXPECT_EQ(block_of(blocked.g, blocked.pooled), 16);
-    EXPECT_EQ(assign_layouts(odd.g, 16, accept_all, content), 0);
+    EXPECT_EQ(assign_layouts(odd.g, {16}, accept_all, content), 0);
     EXPECT_EQ(block_of(odd.g, odd.pooled), 0);
     // 24 channels are whole blocks of 8, though.
-    EXPECT_EQ(assign_layouts(odd.g, 8, accept_all, content), 1);
+    EXPECT_EQ(assign_layouts(odd.g, {8}, accept_all, content), 1);
     EXPECT_EQ(block_of(odd.g, odd.pooled), 8);
 }
 
@@ -117,7 +117,7 @@ TEST(AssignLayouts, ChannelsNotAMultipleOfTheBlockStayRowMajor) {
 // layout change for its readers.
 TEST(AssignLayouts, OnePixelImagesStayRowMajor) {
     PoolPool m(32, 2, 1);  // maxpool 2x2 of 2x2 -> [1, 32, 1, 1]
-    EXPECT_EQ(assign_layouts(m.g, 16, accept_all, content), 0);
+    EXPECT_EQ(assign_layouts(m.g, {16}, accept_all, content), 0);
     EXPECT_EQ(block_of(m.g, m.pooled), 0);
 }
 
@@ -133,7 +133,7 @@ TEST(AssignLayouts, ParameterDerivedValuesStayRowMajor) {
     g.set_outputs({g.add_node(Op::AvgPool2d, {sum}, attrs({{"kernel", Ints{2, 2}}}), "")});
     sol::passes::fuse_elementwise(g);
     ASSERT_TRUE(g.parameter_derived()[derived]);
-    EXPECT_EQ(assign_layouts(g, 16, accept_all, content), 1) << ir::to_text(g);
+    EXPECT_EQ(assign_layouts(g, {16}, accept_all, content), 1) << ir::to_text(g);
     EXPECT_EQ(block_of(g, derived), 0);
     EXPECT_EQ(block_of(g, p), 0);
     EXPECT_EQ(block_of(g, sum), 16) << "the add runs in the pooling kernel; its result is stored";
@@ -163,7 +163,7 @@ TEST(AssignLayouts, AsksTheWriterAndEveryReader) {
         if (tensor == m.a) asked.insert(anchor_op(g, cluster));
         return true;
     };
-    EXPECT_EQ(assign_layouts(m.g, 16, record, content), 1);
+    EXPECT_EQ(assign_layouts(m.g, {16}, record, content), 1);
     EXPECT_EQ(asked, (std::multiset<Op>{Op::MaxPool2d, Op::AvgPool2d, Op::Conv2d}));
 }
 
@@ -172,10 +172,10 @@ TEST(AssignLayouts, AsksTheWriterAndEveryReader) {
 TEST(AssignLayouts, ARefusingReaderOrWriterKeepsTheTensorRowMajor) {
     TwoReaders reader, writer;
     auto no_conv = [](const ir::Graph& g, const Cluster& c, int) { return anchor_op(g, c) != Op::Conv2d; };
-    EXPECT_EQ(assign_layouts(reader.g, 16, no_conv, content), 0);
+    EXPECT_EQ(assign_layouts(reader.g, {16}, no_conv, content), 0);
     EXPECT_EQ(block_of(reader.g, reader.a), 0);
     auto no_max = [](const ir::Graph& g, const Cluster& c, int) { return anchor_op(g, c) != Op::MaxPool2d; };
-    EXPECT_EQ(assign_layouts(writer.g, 16, no_max, content), 0);
+    EXPECT_EQ(assign_layouts(writer.g, {16}, no_max, content), 0);
     EXPECT_EQ(block_of(writer.g, writer.a), 0);
 }
 
@@ -184,14 +184,14 @@ TEST(AssignLayouts, ARefusingReaderOrWriterKeepsTheTensorRowMajor) {
 TEST(AssignLayouts, ARejectedKernelUnblocksItsTensors) {
     ConvPoolConv second, pool;
     auto reject_conv2 = [&](const ir::Graph& g, const Cluster& c) { return g.nodes()[c.front()].output != second.out; };
-    EXPECT_EQ(assign_layouts(second.g, 16, accept_all, reject_conv2), 1);
+    EXPECT_EQ(assign_layouts(second.g, {16}, accept_all, reject_conv2), 1);
     EXPECT_EQ(block_of(second.g, second.relu), 16);
     EXPECT_EQ(block_of(second.g, second.pool), 0) << "read by the rejected conv";
     expect_valid(second.g, "after assign_layouts");
 
     // The pooling kernel reads one blocked tensor and writes the other.
     auto reject_pool = [](const ir::Graph& g, const Cluster& c) { return anchor_op(g, c) != Op::MaxPool2d; };
-    EXPECT_EQ(assign_layouts(pool.g, 16, accept_all, reject_pool), 0);
+    EXPECT_EQ(assign_layouts(pool.g, {16}, accept_all, reject_pool), 0);
     EXPECT_EQ(count_blocked(pool.g), 0);
 }
 
@@ -206,7 +206,7 @@ TEST(AssignLayouts, RejectionsCascadeUntilEveryKernelIsContent) {
             return block_of(g, anchor.inputs[0]) == block_of(g, anchor.output);
         return true;
     };
-    EXPECT_EQ(assign_layouts(m.g, 16, accept_all, check), 0);
+    EXPECT_EQ(assign_layouts(m.g, {16}, accept_all, check), 0);
     EXPECT_EQ(count_blocked(m.g), 0);
 }
 
@@ -219,7 +219,7 @@ TEST(AssignLayouts, VerifyRejectsABlockedGraphOutput) {
     const int out = g.add_node(Op::AvgPool2d, {pooled}, attrs({{"kernel", Ints{2, 2}}}), "");
     g.set_outputs({pooled, out});  // pooled is an output and an intermediate
     sol::passes::fuse_elementwise(g);
-    EXPECT_EQ(assign_layouts(g, 16, accept_all, content), 0);
+    EXPECT_EQ(assign_layouts(g, {16}, accept_all, content), 0);
     EXPECT_EQ(block_of(g, pooled), 0);
     EXPECT_NO_THROW(ir::verify(g, "after assign_layouts"));
     g.set_channel_block(pooled, 16);

@@ -27,10 +27,12 @@ using BlockedAccess = std::function<bool(const ir::Graph&, const std::vector<int
 // only by a slow reference implementation).
 using LayoutCheck = std::function<bool(const ir::Graph&, const std::vector<int>& cluster)>;
 
-// Blocks by `block` channels (0 keeps everything row-major) every tensor
-// `accepts` allows for its writer and all its readers; then, while `check`
-// rejects a kernel, makes that kernel's tensors row-major again. Returns how
-// many tensors stay blocked.
-int assign_layouts(ir::Graph& graph, int block, const BlockedAccess& accepts, const LayoutCheck& check);
+// Blocks every tensor `accepts` allows for its writer and all its readers, by
+// the first of `blocks` that divides its channels (none: row-major; an empty
+// list keeps everything row-major); then, while `check` rejects a kernel,
+// makes that kernel's tensors row-major again. Returns how many tensors stay
+// blocked.
+int assign_layouts(ir::Graph& graph, const std::vector<int>& blocks, const BlockedAccess& accepts,
+                   const LayoutCheck& check);
 
 }  // namespace sol::passes
