@@ -4,6 +4,7 @@
 // as integer addresses of host memory.
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/map.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
@@ -144,6 +145,7 @@ NB_MODULE(_core, m) {
         .def_prop_ro("unique_kernels", &runtime::CompiledModel::unique_kernels)
         .def_prop_ro("workspace_bytes", &runtime::CompiledModel::workspace_bytes)
         .def_prop_ro("derived_bytes", &runtime::CompiledModel::derived_bytes)
+        .def_prop_ro("profile", &runtime::CompiledModel::profile)
         .def(
             "run",
             [](runtime::CompiledModel& c, const std::vector<std::uintptr_t>& inputs,

@@ -160,8 +160,18 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device) : 
     // Library kernels prepare (reorder) their weights in the parameter stage.
     profiling_ = std::getenv("SOL_PROFILE") != nullptr && std::string(std::getenv("SOL_PROFILE")) != "0";
     step_seconds_.assign(steps_.size(), 0.0);
+    step_samples_.assign(steps_.size(), {});
     has_parameter_stage_ = std::any_of(steps_.begin(), steps_.end(),
                                        [](const Step& step) { return step.parameter_stage || step.library; });
+}
+
+std::vector<std::pair<std::string, std::vector<double>>> CompiledModel::profile() const {
+    std::lock_guard<std::mutex> lock(profile_mutex_);
+    std::vector<std::pair<std::string, std::vector<double>>> steps;
+    if (!profiling_) return steps;
+    for (std::size_t i = 0; i < steps_.size(); ++i)
+        if (!steps_[i].parameter_stage) steps.emplace_back(steps_[i].description, step_samples_[i]);
+    return steps;
 }
 
 void CompiledModel::print_profile() const {
@@ -226,7 +236,10 @@ void CompiledModel::run_steps(CallContext& context) {
     }
     if (profiling_) {
         std::lock_guard<std::mutex> lock(profile_mutex_);
-        for (std::size_t i = 0; i < seconds.size(); ++i) step_seconds_[i] += seconds[i];
+        for (std::size_t i = 0; i < seconds.size(); ++i) {
+            step_seconds_[i] += seconds[i];
+            if (!steps_[i].parameter_stage) step_samples_[i].push_back(seconds[i]);
+        }
         ++profiled_calls_;
     }
 }

@@ -45,6 +45,9 @@ public:
     // Memory the model keeps between calls for parameter-derived values
     // (folded weights, constants), not counting library kernels' own copies.
     std::size_t derived_bytes() const { return derived_bytes_; }
+    // With SOL_PROFILE=1: per per-call step, its description and its time in
+    // seconds on every call so far (empty otherwise).
+    std::vector<std::pair<std::string, std::vector<double>>> profile() const;
     std::string library_path() const;
 
     // Pointers in the order of inputs(), parameters() and outputs(). Throws
@@ -116,8 +119,9 @@ private:
     // SOL_PROFILE=1: seconds per step summed over all calls, printed (heaviest
     // first) when the model is destroyed. Off by default: no clock reads.
     bool profiling_ = false;
-    std::mutex profile_mutex_;
+    mutable std::mutex profile_mutex_;
     std::vector<double> step_seconds_;
+    std::vector<std::vector<double>> step_samples_;  // per step, one time per call
     std::size_t profiled_calls_ = 0;
     void print_profile() const;
 
