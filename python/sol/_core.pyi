@@ -71,6 +71,11 @@ class CompiledModel:
     kernel_calls: int               # steps per call
     unique_kernels: int             # distinct generated kernels (identical layers share one)
     library_calls: int              # steps run by a vendor library (oneDNN) instead of generated code
+    derived_bytes: int        # kept between calls for parameter-derived values
+    tuned_calls: int          # library calls whose backend autotuning chose
+    measured_calls: int       # of those, timed while loading (0: choices from the cache)
+    profile: list[tuple[str, list[float]]]  # SOL_PROFILE=1: per step, seconds per call
+
     def run(self, inputs: Sequence[int], parameters: Sequence[int], outputs: Sequence[int],
             parameters_changed: bool, threads: int = 0) -> None:
         """Pointers (as ints) to contiguous host memory. Releases the GIL; safe to
@@ -79,7 +84,11 @@ class CompiledModel:
         `threads` > 0 sets the OpenMP threads of the kernels (SolModule passes
         torch.get_num_threads())."""
 
-def compile(graph: Graph, device: str, device_index: int) -> CompiledModel: ...
+def compile(graph: Graph, device: str, index: int, autotuning: bool = True, threads: int = 0) -> CompiledModel:
+    """Generate, build (through the cache) and load. `autotuning` times library
+    kernels against generated code where both can run a layer and keeps the
+    faster (choices cached per module and thread count); `threads` > 0 is the
+    OpenMP thread count to measure with."""
 
 def devices() -> list[str]: ...
 def cache_dir() -> str: ...

@@ -146,6 +146,8 @@ NB_MODULE(_core, m) {
         .def_prop_ro("workspace_bytes", &runtime::CompiledModel::workspace_bytes)
         .def_prop_ro("derived_bytes", &runtime::CompiledModel::derived_bytes)
         .def_prop_ro("profile", &runtime::CompiledModel::profile)
+        .def_prop_ro("tuned_calls", &runtime::CompiledModel::tuned_calls)
+        .def_prop_ro("measured_calls", &runtime::CompiledModel::measured_calls)
         .def(
             "run",
             [](runtime::CompiledModel& c, const std::vector<std::uintptr_t>& inputs,
@@ -158,11 +160,14 @@ NB_MODULE(_core, m) {
             nb::arg("inputs"), nb::arg("parameters"), nb::arg("outputs"), nb::arg("parameters_changed"),
             nb::arg("threads") = 0);
 
-    m.def("compile", [](const ir::Graph& graph, const std::string& device, int index) {
-        devices::Device& target = devices::find_device(device, index);
-        nb::gil_scoped_release release;  // compiling takes seconds; let other Python threads run
-        return std::make_shared<runtime::CompiledModel>(graph, target);
-    });
+    m.def(
+        "compile",
+        [](const ir::Graph& graph, const std::string& device, int index, bool autotuning, int threads) {
+            devices::Device& target = devices::find_device(device, index);
+            nb::gil_scoped_release release;  // compiling takes seconds; let other Python threads run
+            return std::make_shared<runtime::CompiledModel>(graph, target, runtime::CompileOptions{autotuning, threads});
+        },
+        nb::arg("graph"), nb::arg("device"), nb::arg("index"), nb::arg("autotuning") = true, nb::arg("threads") = 0);
 
     m.def("devices", &devices::device_names);
     m.def("cache_dir", [] { return jit::cache_directory().string(); });

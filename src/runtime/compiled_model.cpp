@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <map>
 #include <sstream>
 
 #include <omp.h>
@@ -11,6 +13,7 @@
 #include "sol/error.h"
 #include "sol/ir/verify.h"
 #include "sol/log.h"
+#include "sol/runtime/autotune.h"
 #include "sol/runtime/memory_plan.h"
 
 namespace sol::runtime {
@@ -28,7 +31,10 @@ std::size_t byte_count(const ir::Tensor& t) { return ir::element_count(t.shape) 
 
 }  // namespace
 
-CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device) : device_(device) {
+CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, const CompileOptions& options)
+    : device_(device) {
+    // The thread count autotuning measures with (the caller's thread only).
+    if (options.threads > 0) omp_set_num_threads(options.threads);
     ir::Graph graph = fused;
     device.lower(graph);
     ir::verify(graph, "after the " + device.name() + " device lowered it");
@@ -48,9 +54,16 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device) : 
         locations_[t.id] = {Place::Parameter, k};
     }
 
-    // Steps, and which step writes each tensor.
+    // Steps, and which step writes each tensor. A library call with a
+    // generated alternative keeps whichever runs faster here (measured once
+    // per module and thread count, then read from the cache).
+    const std::filesystem::path tuning_path =
+        std::filesystem::path(library_path()).replace_extension(".tuning-" + std::to_string(omp_get_max_threads()) + "t");
+    std::map<int, bool> tuning = options.autotuning ? load_tuning(tuning_path) : std::map<int, bool>{};
+    bool tuning_changed = false;
     std::vector<int> writer(graph.tensor_count(), -1);
-    for (const codegen::KernelCall& call : module.calls) {
+    for (std::size_t index = 0; index < module.calls.size(); ++index) {
+        const codegen::KernelCall& call = module.calls[index];
         Step step;
         step.description = (call.backend == "dfp" ? "" : "[" + call.backend + "] ") + call.description;
         step.arguments = call.arguments;
@@ -60,11 +73,35 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device) : 
             step.function = reinterpret_cast<devices::KernelFunction>(library_->symbol(call.function));
         else
             step.library = device.instantiate(graph, call);
+        if (options.autotuning && step.library && !call.alternative.empty()) {
+            const auto alternative = reinterpret_cast<devices::KernelFunction>(library_->symbol(call.alternative));
+            const int key = static_cast<int>(index);
+            if (!tuning.count(key)) {
+                const TuningTimes times = time_both(device, graph, *step.library, call.arguments, alternative,
+                                                    call.alternative_arguments);
+                tuning[key] = times.generated_seconds < times.library_seconds;
+                tuning_changed = true;
+                ++measured_calls_;
+                log::debug("autotuning " + call.description + ": " + call.backend + " " +
+                           std::to_string(times.library_seconds * 1e3) + " ms, dfp " +
+                           std::to_string(times.generated_seconds * 1e3) + " ms");
+            }
+            if (tuning.at(key)) {  // generated code won
+                step.library.reset();
+                step.function = alternative;
+                step.arguments = call.alternative_arguments;
+                step.may_overwrite = -1;
+                step.description = "[dfp, tuned] " + call.description;
+            }
+            ++tuned_calls_;
+        }
         writer[call.arguments.back()] = static_cast<int>(steps_.size());
         steps_.push_back(std::move(step));
         log::debug("kernel " + (call.backend == "dfp" ? call.function : "[" + call.backend + "]") + ": " +
                    call.description);
     }
+
+    if (tuning_changed) save_tuning(tuning_path, tuning);
 
     // Graph outputs are written straight into the caller's memory when a
     // per-call kernel produces them; anything else is copied there at the end.

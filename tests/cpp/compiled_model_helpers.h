@@ -17,9 +17,12 @@ namespace soltest {
 using Tensors = std::map<std::string, std::vector<float>>;
 
 // Runs the pass pipeline and compiles for the host CPU.
-inline std::unique_ptr<sol::runtime::CompiledModel> compile_for_host(ir::Graph& graph) {
+// Autotuning is off unless asked for: tests that count library calls need
+// the device's deterministic choice, not one timed on a busy machine.
+inline std::unique_ptr<sol::runtime::CompiledModel> compile_for_host(
+    ir::Graph& graph, const sol::runtime::CompileOptions& options = {.autotuning = false, .threads = 0}) {
     sol::passes::run_pipeline(graph);
-    return std::make_unique<sol::runtime::CompiledModel>(graph, sol::devices::find_device("x86", 0));
+    return std::make_unique<sol::runtime::CompiledModel>(graph, sol::devices::find_device("x86", 0), options);
 }
 
 // Runs `model` on buffers looked up by name; outputs start as NaN so an

@@ -292,3 +292,38 @@ def test_threads_share_one_model(batches):
     print(f"threads: worst max rel error {worst:.3e}")
     assert worst <= 1e-4, f"a thread got a wrong answer: max rel error {worst:.3e}"
     assert len(results) == 10 * len(inputs)
+
+
+def _only_entry(sol_model):
+    (entry,) = sol_model._sol.compiled.values()
+    return entry.model
+
+
+def test_autotuning_measures_once_and_can_be_turned_off(tmp_path, monkeypatch):
+    """autotuning=True times oneDNN against generated code for each linear layer
+    while compiling (then reads the choices from the cache); autotuning=False
+    keeps oneDNN without timing. The numbers are right either way."""
+    import sol.pytorch as sol
+    from sol import _core
+
+    if "dnn (oneDNN" not in _core.info()["backends"]:
+        pytest.skip("SOL was built without oneDNN: nothing to choose between")
+    monkeypatch.setenv("SOL_CACHE_DIR", str(tmp_path))
+    torch.manual_seed(0)
+    model = MLP().eval()
+    x = torch.randn(8, 20)
+    ref = eager(model, x)
+
+    tuned = sol.optimize(model, x.size())
+    assert _only_entry(tuned).tuned_calls == 3, "three linear layers, each with both choices"
+    assert _only_entry(tuned).measured_calls == 3
+    assert_close_rel(tuned(x), ref, name="autotuned")
+
+    again = sol.optimize(model, x.size())
+    assert _only_entry(again).measured_calls == 0, "the choices come from the cache"
+    assert _only_entry(again).library_calls == _only_entry(tuned).library_calls
+
+    heuristic = sol.optimize(model, x.size(), autotuning=False)
+    assert _only_entry(heuristic).tuned_calls == 0
+    assert _only_entry(heuristic).library_calls == 3, "oneDNN for every linear layer"
+    assert_close_rel(heuristic(x), ref, name="autotuning off")

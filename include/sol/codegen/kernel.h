@@ -21,6 +21,11 @@ struct KernelCall {
     // An argument whose buffer the output may share when this call is its
     // last reader (the kernel then computes in place); -1: none.
     int may_overwrite = -1;
+    // For a library call: a generated kernel computing the same cluster, and
+    // its arguments, so the runtime can time both and keep the faster
+    // (autotuning). Empty where generated code cannot read the layouts.
+    std::string alternative;
+    std::vector<int> alternative_arguments;
 };
 
 struct GeneratedModule {

@@ -21,11 +21,19 @@
 
 namespace sol::runtime {
 
+struct CompileOptions {
+    // Time library kernels against generated code where both can run a
+    // layer and keep the faster (see autotune.h); off: the device's
+    // heuristic (the library wherever it supports the layer).
+    bool autotuning = true;
+    int threads = 0;  // > 0: OpenMP threads to measure with (the framework's count)
+};
+
 class CompiledModel {
 public:
     // Generates, compiles (through the cache) and loads the kernels of a
     // graph that went through the pass pipeline.
-    CompiledModel(const ir::Graph& graph, devices::Device& device);
+    CompiledModel(const ir::Graph& graph, devices::Device& device, const CompileOptions& options = {});
     ~CompiledModel();
     CompiledModel(const CompiledModel&) = delete;
     CompiledModel& operator=(const CompiledModel&) = delete;
@@ -45,6 +53,10 @@ public:
     // Memory the model keeps between calls for parameter-derived values
     // (folded weights, constants), not counting library kernels' own copies.
     std::size_t derived_bytes() const { return derived_bytes_; }
+    // Library calls whose backend autotuning chose, and how many of those it
+    // timed while loading (0 when the choices came from the cache).
+    int tuned_calls() const { return tuned_calls_; }
+    int measured_calls() const { return measured_calls_; }
     // With SOL_PROFILE=1: per per-call step, its description and its time in
     // seconds on every call so far (empty otherwise).
     std::vector<std::pair<std::string, std::vector<double>>> profile() const;
@@ -111,6 +123,7 @@ private:
     std::vector<int> prepare_after_;  // per step: for a library step, the step after which its prepare() runs (-1: first)
     std::size_t workspace_bytes_ = 0;
     std::size_t derived_bytes_ = 0;
+    int tuned_calls_ = 0, measured_calls_ = 0;
     int unique_kernels_ = 0;
 
     std::shared_mutex derived_mutex_;  // writers: the parameter stage

@@ -61,9 +61,11 @@ class _Engine:
     """SolModule's non-Module state. Kept in a plain object so nn.Module does not
     register the fx GraphModule (its parameters would appear twice in state_dict)."""
 
-    def __init__(self, graph_module: fx.GraphModule, dtype: torch.dtype, input_names: list[str], ranks: list[int]):
+    def __init__(self, graph_module: fx.GraphModule, dtype: torch.dtype, input_names: list[str], ranks: list[int],
+                 autotuning: bool = True):
         self.graph_module = graph_module
         self.dtype = dtype
+        self.autotuning = autotuning
         self.input_names = input_names
         self.ranks = ranks
         self.output_spec = flatten_outputs(graph_module)[1]
@@ -75,7 +77,8 @@ class _Engine:
         # Deep-copying a SolModule: the memo maps the GraphModule's leaf modules to
         # the same copies as the SolModule's children. Compiled models stay behind
         # (they hold runtime state); the copy compiles on first use.
-        return _Engine(copy.deepcopy(self.graph_module, memo), self.dtype, self.input_names, self.ranks)
+        return _Engine(copy.deepcopy(self.graph_module, memo), self.dtype, self.input_names, self.ranks,
+                       self.autotuning)
 
 
 def _format_shapes(shapes: Shapes) -> str:
@@ -96,7 +99,8 @@ def _fingerprint(tensors: list[Any]) -> tuple | None:
 class SolModule(torch.nn.Module):
     """A model optimized by SOL. Create it with `sol.optimize`."""
 
-    def __init__(self, model: torch.nn.Module, graph_module: fx.GraphModule, dtype: torch.dtype, ranks: list[int]):
+    def __init__(self, model: torch.nn.Module, graph_module: fx.GraphModule, dtype: torch.dtype, ranks: list[int],
+                 autotuning: bool = True):
         super().__init__()
         # The model's own children and root tensors, under their own names: the
         # state_dict of this module is the model's state_dict.
@@ -115,7 +119,7 @@ class SolModule(torch.nn.Module):
                     self.register_buffer(str(node.target), value, persistent=False)
         self.train(model.training)
         names = [str(node.target) for node in graph_module.graph.nodes if node.op == "placeholder"]
-        self._sol = _Engine(graph_module, dtype, names[: len(ranks)], ranks)
+        self._sol = _Engine(graph_module, dtype, names[: len(ranks)], ranks, autotuning)
 
     # ---------------------------------------------------------------- compile
 
@@ -150,7 +154,7 @@ class SolModule(torch.nn.Module):
         logger.debug("building %s for inputs %s on %s:%d", type(engine.graph_module).__name__, shapes, device.name, index)
         graph, parameter_names = build_graph(engine.graph_module, shapes, [engine.dtype] * len(shapes))
         optimized = core().run_passes(graph)
-        model = core().compile(optimized, device.name, index)
+        model = core().compile(optimized, device.name, index, engine.autotuning, torch.get_num_threads())
         logger.debug("compiled for %s:%d: %s", device.name, index, model.source_path)
 
         unknown = [name for name in model.parameter_names if name not in parameter_names]
@@ -332,6 +336,7 @@ def optimize(
     model: torch.nn.Module,
     input_size_or_example_tensor: Any,
     dtype: torch.dtype | None = None,
+    autotuning: bool = True,
 ) -> SolModule:
     """Return a SolModule that runs `model` with SOL on the current `sol.device`.
 
@@ -341,7 +346,13 @@ def optimize(
     compiled on first use. `dtype` defaults to the example tensor's dtype, else
     float32. Parameters and buffers are shared with `model`, as with
     torch.compile: no second copy of the weights, and an update through either
-    module (an optimizer step, `load_state_dict`) is seen by both."""
+    module (an optimizer step, `load_state_dict`) is seen by both.
+
+    `autotuning`: where a layer can run both in a vendor library (oneDNN) and
+    in SOL's generated code, time both on this machine while compiling and
+    keep the faster; the choices are cached with the compiled kernels (per
+    thread count), so a warm start measures nothing. False: the library
+    wherever it supports the layer."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"optimize() needs a torch.nn.Module, got {type(model).__name__}")
     shapes, example_dtypes = _input_specs(input_size_or_example_tensor)
@@ -363,7 +374,7 @@ def optimize(
     model.train(training)
     logger.debug("fx graph of %s:\n%s", type(model).__name__, graph_module.graph)
 
-    sol_module = SolModule(model, graph_module, dtype, [len(shape) for shape in shapes])
+    sol_module = SolModule(model, graph_module, dtype, [len(shape) for shape in shapes], autotuning)
     device, index = sol_device.get()
     logger.debug("optimizing for %s:%d", device.name, index)
     with sol_module._sol.lock:

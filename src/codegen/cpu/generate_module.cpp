@@ -73,12 +73,32 @@ GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target,
         const int result = graph.nodes()[cluster.back()].output;
         // Weight-only clusters run once per update: generated code is enough.
         const std::string backend = select && !derived[result] ? select(graph, cluster) : "";
+        // The name is the hash of the body: identical layers share one kernel.
+        auto emit_function = [&](KernelBuilder& builder) {
+            emit(builder);
+            const std::string name = "sol_" + content_hash(builder.function_source("KERNEL")).substr(0, 16);
+            functions.emplace(name, builder.function_source(name));
+            return name;
+        };
         if (!backend.empty()) {
-            KernelCall call{backend, "", cluster, library_call_arguments(graph, cluster),
-                            static_cast<bool>(derived[result]), std::string(ir::name(graph.nodes()[cluster.front()].op))};
+            KernelCall call;
+            call.backend = backend;
+            call.nodes = cluster;
+            call.arguments = library_call_arguments(graph, cluster);
+            call.parameter_stage = derived[result];
+            call.description = std::string(ir::name(graph.nodes()[cluster.front()].op));
             const std::string where = origins(graph, cluster);
             if (!where.empty()) call.description += "  # " + where;
-            plan << "//   [" << backend << "] " << call.description << "\n";
+            // Generated code reads the anchor's operands row-major only.
+            const auto& anchor_inputs = graph.nodes()[cluster.front()].inputs;
+            if (std::all_of(anchor_inputs.begin(), anchor_inputs.end(),
+                            [&](int id) { return graph.tensor(id).channel_block == 0; })) {
+                KernelBuilder builder(graph, cluster, target);
+                call.alternative = emit_function(builder);
+                call.alternative_arguments = builder.arguments();
+            }
+            plan << "//   [" << backend << "] " << call.description
+                 << (call.alternative.empty() ? "" : " (or " + call.alternative + ")") << "\n";
             module.calls.push_back(std::move(call));
             continue;
         }
@@ -89,12 +109,13 @@ GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target,
                 throw Error("internal: " + std::string(ir::name(graph.nodes()[cluster.front()].op)) +
                             " kernel given a channel-blocked operand");
         KernelBuilder builder(graph, cluster, target);
-        emit(builder);
-        // The name is the hash of the body: identical layers share one kernel.
-        const std::string name = "sol_" + content_hash(builder.function_source("KERNEL")).substr(0, 16);
-        functions.emplace(name, builder.function_source(name));
-        KernelCall call{"dfp", name, cluster, builder.arguments(), static_cast<bool>(derived[result]),
-                        builder.description()};
+        const std::string name = emit_function(builder);
+        KernelCall call;
+        call.function = name;
+        call.nodes = cluster;
+        call.arguments = builder.arguments();
+        call.parameter_stage = derived[result];
+        call.description = builder.description();
         const std::string where = origins(graph, cluster);
         if (!where.empty()) call.description += "  # " + where;
         plan << "//   " << (call.parameter_stage ? "[weights] " : "") << name << ": " << call.description << "\n";

@@ -1,0 +1,108 @@
+#include "sol/runtime/autotune.h"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <set>
+#include <string>
+#include <unistd.h>
+
+#include "sol/log.h"
+
+namespace sol::runtime {
+namespace {
+
+std::size_t byte_count(const ir::Tensor& t) { return ir::element_count(t.shape) * ir::byte_size(t.dtype); }
+
+// Scratch memory for every tensor either kernel touches; freed on scope exit.
+class ScratchBuffers {
+public:
+    ScratchBuffers(devices::Device& device, const ir::Graph& graph, const std::set<int>& tensors) : device_(device) {
+        std::mt19937 engine(1234);
+        std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+        for (int id : tensors) {
+            const ir::Tensor& t = graph.tensor(id);
+            std::vector<char> host(std::max<std::size_t>(byte_count(t), 1), 0);
+            if (t.dtype == ir::DType::Float32)
+                for (std::size_t k = 0; k < host.size() / sizeof(float); ++k)
+                    reinterpret_cast<float*>(host.data())[k] = value(engine);
+            void* memory = device.allocate(host.size());
+            device.copy_from_host(memory, host.data(), host.size());
+            buffers_[id] = memory;
+        }
+    }
+    ~ScratchBuffers() {
+        for (const auto& [id, memory] : buffers_) device_.release(memory);
+    }
+    std::vector<void*> pointers(const std::vector<int>& ids) const {
+        std::vector<void*> result;
+        for (int id : ids) result.push_back(buffers_.at(id));
+        return result;
+    }
+
+private:
+    devices::Device& device_;
+    std::map<int, void*> buffers_;
+};
+
+template <typename Call>
+double median_seconds(devices::Device& device, int runs, Call call) {
+    call();  // warm-up: first-touch, JIT of the library's code, caches
+    device.synchronize();
+    std::vector<double> seconds;
+    for (int r = 0; r < runs; ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        call();
+        device.synchronize();
+        seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    std::nth_element(seconds.begin(), seconds.begin() + seconds.size() / 2, seconds.end());
+    return seconds[seconds.size() / 2];
+}
+
+}  // namespace
+
+TuningTimes time_both(devices::Device& device, const ir::Graph& graph, backends::LibraryKernel& library,
+                      const std::vector<int>& library_arguments, devices::KernelFunction generated,
+                      const std::vector<int>& generated_arguments, int runs) {
+    std::set<int> tensors(library_arguments.begin(), library_arguments.end());
+    tensors.insert(generated_arguments.begin(), generated_arguments.end());
+    ScratchBuffers scratch(device, graph, tensors);
+    const std::vector<void*> library_args = scratch.pointers(library_arguments);
+    const std::vector<void*> generated_args = scratch.pointers(generated_arguments);
+    library.prepare(library_args.data());
+    TuningTimes times;
+    times.library_seconds = median_seconds(device, runs, [&] { library.run(library_args.data()); });
+    times.generated_seconds = median_seconds(device, runs, [&] { device.launch(generated, generated_args.data()); });
+    return times;
+}
+
+std::map<int, bool> load_tuning(const std::filesystem::path& path) {
+    std::map<int, bool> choices;
+    std::ifstream in(path);
+    int call = 0;
+    std::string backend;
+    while (in >> call >> backend) choices[call] = backend == "dfp";
+    return choices;
+}
+
+void save_tuning(const std::filesystem::path& path, const std::map<int, bool>& choices) {
+    const std::filesystem::path partial = path.string() + ".partial" + std::to_string(::getpid());
+    {
+        std::ofstream out(partial);
+        for (const auto& [call, generated] : choices) out << call << ' ' << (generated ? "dfp" : "library") << '\n';
+        if (!out) {
+            log::debug("autotuning choices not saved: cannot write " + partial.string());
+            return;
+        }
+    }
+    std::error_code error;
+    std::filesystem::rename(partial, path, error);
+    if (error) {
+        log::debug("autotuning choices not saved: " + error.message());
+        std::filesystem::remove(partial, error);
+    }
+}
+
+}  // namespace sol::runtime
