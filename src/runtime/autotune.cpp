@@ -63,35 +63,41 @@ double median_seconds(devices::Device& device, int runs, Call call) {
 
 }  // namespace
 
-TuningTimes time_both(devices::Device& device, const ir::Graph& graph, backends::LibraryKernel& library,
-                      const std::vector<int>& library_arguments, devices::KernelFunction generated,
-                      const std::vector<int>& generated_arguments, int runs) {
-    std::set<int> tensors(library_arguments.begin(), library_arguments.end());
-    tensors.insert(generated_arguments.begin(), generated_arguments.end());
-    ScratchBuffers scratch(device, graph, tensors);
-    const std::vector<void*> library_args = scratch.pointers(library_arguments);
-    const std::vector<void*> generated_args = scratch.pointers(generated_arguments);
-    library.prepare(library_args.data());
-    TuningTimes times;
-    times.library_seconds = median_seconds(device, runs, [&] { library.run(library_args.data()); });
-    times.generated_seconds = median_seconds(device, runs, [&] { device.launch(generated, generated_args.data()); });
-    return times;
+double time_library(devices::Device& device, const ir::Graph& graph, backends::LibraryKernel& library,
+                    const std::vector<int>& arguments, int runs) {
+    ScratchBuffers scratch(device, graph, std::set<int>(arguments.begin(), arguments.end()));
+    const std::vector<void*> args = scratch.pointers(arguments);
+    library.prepare(args.data());
+    return median_seconds(device, runs, [&] { library.run(args.data()); });
 }
 
-std::map<int, bool> load_tuning(const std::filesystem::path& path) {
-    std::map<int, bool> choices;
+double time_generated(devices::Device& device, const ir::Graph& graph, devices::KernelFunction function,
+                      const std::vector<int>& arguments, int runs) {
+    ScratchBuffers scratch(device, graph, std::set<int>(arguments.begin(), arguments.end()));
+    const std::vector<void*> args = scratch.pointers(arguments);
+    return median_seconds(device, runs, [&] { device.launch(function, args.data()); });
+}
+
+// One line per call: "<index> dfp" or "<index> library <variant>".
+std::map<int, int> load_tuning(const std::filesystem::path& path) {
+    std::map<int, int> choices;
     std::ifstream in(path);
     int call = 0;
     std::string backend;
-    while (in >> call >> backend) choices[call] = backend == "dfp";
+    while (in >> call >> backend) {
+        int variant = 0;
+        if (backend == "library" && !(in >> variant)) break;
+        choices[call] = backend == "dfp" ? kGenerated : variant;
+    }
     return choices;
 }
 
-void save_tuning(const std::filesystem::path& path, const std::map<int, bool>& choices) {
+void save_tuning(const std::filesystem::path& path, const std::map<int, int>& choices) {
     const std::filesystem::path partial = path.string() + ".partial" + std::to_string(::getpid());
     {
         std::ofstream out(partial);
-        for (const auto& [call, generated] : choices) out << call << ' ' << (generated ? "dfp" : "library") << '\n';
+        for (const auto& [call, choice] : choices)
+            out << call << ' ' << (choice == kGenerated ? "dfp" : "library " + std::to_string(choice)) << '\n';
         if (!out) {
             log::debug("autotuning choices not saved: cannot write " + partial.string());
             return;

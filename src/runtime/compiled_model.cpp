@@ -59,7 +59,7 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, co
     // per module and thread count, then read from the cache).
     const std::filesystem::path tuning_path =
         std::filesystem::path(library_path()).replace_extension(".tuning-" + std::to_string(omp_get_max_threads()) + "t");
-    std::map<int, bool> tuning = options.autotuning ? load_tuning(tuning_path) : std::map<int, bool>{};
+    std::map<int, int> tuning = options.autotuning ? load_tuning(tuning_path) : std::map<int, int>{};
     bool tuning_changed = false;
     std::vector<int> writer(graph.tensor_count(), -1);
     for (std::size_t index = 0; index < module.calls.size(); ++index) {
@@ -73,25 +73,40 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, co
             step.function = reinterpret_cast<devices::KernelFunction>(library_->symbol(call.function));
         else
             step.library = device.instantiate(graph, call);
-        if (options.autotuning && step.library && !call.alternative.empty()) {
-            const auto alternative = reinterpret_cast<devices::KernelFunction>(library_->symbol(call.alternative));
+        const int variants = step.library ? step.library->variant_count() : 0;
+        if (options.autotuning && step.library && variants + !call.alternative.empty() > 1) {
+            const auto alternative = call.alternative.empty()
+                                         ? nullptr
+                                         : reinterpret_cast<devices::KernelFunction>(library_->symbol(call.alternative));
             const int key = static_cast<int>(index);
             if (!tuning.count(key)) {
-                const TuningTimes times = time_both(device, graph, *step.library, call.arguments, alternative,
-                                                    call.alternative_arguments);
-                tuning[key] = times.generated_seconds < times.library_seconds;
+                std::string report;
+                double best = 0;
+                for (int variant = 0; variant < variants; ++variant) {
+                    step.library->use_variant(variant);
+                    const double seconds = time_library(device, graph, *step.library, call.arguments);
+                    report += " " + call.backend + "#" + std::to_string(variant) + " " + std::to_string(seconds * 1e3) + " ms";
+                    if (variant == 0 || seconds < best) best = seconds, tuning[key] = variant;
+                }
+                if (alternative) {
+                    const double seconds = time_generated(device, graph, alternative, call.alternative_arguments);
+                    report += ", dfp " + std::to_string(seconds * 1e3) + " ms";
+                    if (seconds < best) tuning[key] = kGenerated;
+                }
                 tuning_changed = true;
                 ++measured_calls_;
-                log::debug("autotuning " + call.description + ": " + call.backend + " " +
-                           std::to_string(times.library_seconds * 1e3) + " ms, dfp " +
-                           std::to_string(times.generated_seconds * 1e3) + " ms");
+                log::debug("autotuning " + call.description + ":" + report);
             }
-            if (tuning.at(key)) {  // generated code won
+            const int choice = tuning.at(key);
+            if (choice == kGenerated && alternative) {
                 step.library.reset();
                 step.function = alternative;
                 step.arguments = call.alternative_arguments;
                 step.may_overwrite = -1;
                 step.description = "[dfp, tuned] " + call.description;
+            } else if (choice >= 0 && choice < variants) {
+                step.library->use_variant(choice);
+                if (choice > 0) step.description = "[" + call.backend + " #" + std::to_string(choice) + "] " + call.description;
             }
             ++tuned_calls_;
         }

@@ -20,6 +20,12 @@ public:
     // Whether argument `index` is read by `prepare` only (weights the kernel
     // keeps reordered): the runtime need not keep a parameter-stage value
     // that only such reads use.
+    // Ways the kernel can compute the same result (e.g. in the graph's
+    // layouts, or reordered into the library's own); the autotuner times
+    // each and picks one before the first prepare(). Variant 0 is the
+    // library's best guess.
+    virtual int variant_count() const { return 1; }
+    virtual void use_variant(int index) { (void)index; }
     virtual bool reads_only_in_prepare(std::size_t index) const {
         (void)index;
         return false;

@@ -14,21 +14,19 @@
 
 namespace sol::runtime {
 
-struct TuningTimes {
-    double library_seconds = 0;
-    double generated_seconds = 0;
-};
+// Median time per call (`runs` calls after one warm-up), on scratch buffers
+// of small random values, of a library kernel's current variant (after its
+// prepare()) and of a generated kernel.
+double time_library(devices::Device& device, const ir::Graph& graph, backends::LibraryKernel& library,
+                    const std::vector<int>& arguments, int runs = 5);
+double time_generated(devices::Device& device, const ir::Graph& graph, devices::KernelFunction function,
+                      const std::vector<int>& arguments, int runs = 5);
 
-// Median time per call (`runs` calls after one warm-up) of a library kernel
-// (after its prepare()) and of a generated kernel computing the same
-// cluster, on scratch buffers of small random values.
-TuningTimes time_both(devices::Device& device, const ir::Graph& graph, backends::LibraryKernel& library,
-                      const std::vector<int>& library_arguments, devices::KernelFunction generated,
-                      const std::vector<int>& generated_arguments, int runs = 5);
-
-// Choices per kernel call index: true = generated code. A missing or
-// unreadable file gives no choices; saving is best effort (atomic rename).
-std::map<int, bool> load_tuning(const std::filesystem::path& path);
-void save_tuning(const std::filesystem::path& path, const std::map<int, bool>& choices);
+// The choice per kernel call index: the library kernel's variant (>= 0), or
+// kGenerated. A missing or unreadable file gives no choices; saving is best
+// effort (atomic rename).
+constexpr int kGenerated = -1;
+std::map<int, int> load_tuning(const std::filesystem::path& path);
+void save_tuning(const std::filesystem::path& path, const std::map<int, int>& choices);
 
 }  // namespace sol::runtime

@@ -18,11 +18,6 @@ namespace dn = ::dnnl;
 using tag = dn::memory::format_tag;
 using dt = dn::memory::data_type;
 
-dn::engine& engine() {
-    static dn::engine instance(dn::engine::kind::cpu, 0);
-    return instance;
-}
-
 dn::memory::dims dims_of(const ir::Shape& shape) { return dn::memory::dims(shape.begin(), shape.end()); }
 
 dn::memory::desc desc_of(const ir::Tensor& t) { return dn::memory::desc(dims_of(t.shape), dt::f32, format_of(t)); }
@@ -42,8 +37,11 @@ struct Plan {
     dn::memory::desc graph_src, graph_dst;
 };
 
-// The primitive descriptor for a cluster; throws sol::Error with the reason.
-Plan plan_convolution(const ir::Graph& graph, const std::vector<int>& cluster) {
+// The ways oneDNN can run a cluster, best guess first: its own kernels on
+// the graph's layouts, and (when that differs) on the layouts oneDNN
+// prefers, with reorders on the way in and out. Throws sol::Error with the
+// reason when there is none but the reference implementation.
+std::vector<Plan> plan_variants(const ir::Graph& graph, const std::vector<int>& cluster) {
     const ir::Node& conv = graph.nodes()[cluster.front()];
     if (conv.op != ir::Op::Conv2d) throw Error("not a convolution");
     // Weights are reordered once per weight update, so they must come from
@@ -87,24 +85,35 @@ Plan plan_convolution(const ir::Graph& graph, const std::vector<int>& cluster) {
     };
     // First the graph's layouts; oneDNN's optimized kernels do not take every
     // mix of row-major and blocked operands (a blocked input with a
-    // row-major output, say), so then the output, then both, in the layout
-    // oneDNN picks, with a reorder on the way.
+    // row-major output, say), so then the output in the layout oneDNN picks.
+    // On row-major operands oneDNN often has only its GEMM-based kernels,
+    // slower than reordering into its blocked layout and back: both ways are
+    // offered, and the autotuner times them.
     const dn::memory::desc src = desc_of(graph.tensor(conv.inputs[0])), dst = desc_of(result);
     const dn::memory::desc any(dims_of(result.shape), dt::f32, tag::any);
     const dn::memory::desc any_src(dims_of(graph.tensor(conv.inputs[0]).shape), dt::f32, tag::any);
+    std::vector<Plan> variants;
     std::string implementation;
-    for (const auto& [try_src, try_dst] : {std::pair{src, dst}, std::pair{src, any}, std::pair{any_src, any}}) {
+    for (const auto& [try_src, try_dst] : {std::pair{src, dst}, std::pair{src, any}}) {
         auto primitive = primitive_for(try_src, try_dst);
-        if (fast(primitive)) return {std::move(primitive), std::move(post), src, dst};
         implementation = primitive.impl_info_str();
+        if (fast(primitive)) {
+            variants.push_back({std::move(primitive), post, src, dst});
+            break;
+        }
     }
-    throw Error("oneDNN has only its reference implementation (" + implementation + ") for this convolution");
+    auto preferred = primitive_for(any_src, any);
+    const bool differs = variants.empty() || preferred.src_desc() != variants.front().primitive.src_desc() ||
+                         preferred.dst_desc() != variants.front().primitive.dst_desc();
+    if (fast(preferred) && differs) variants.push_back({std::move(preferred), post, src, dst});
+    if (variants.empty())
+        throw Error("oneDNN has only its reference implementation (" + implementation + ") for this convolution");
+    return variants;
 }
 
 class Convolution final : public LibraryKernel {
 public:
-    Convolution(const ir::Graph& graph, const std::vector<int>& cluster, const std::vector<int>& arguments)
-        : plan_(plan_convolution(graph, cluster)), primitive_(plan_.primitive) {
+    Convolution(const ir::Graph& graph, const std::vector<int>& cluster, const std::vector<int>& arguments) {
         const ir::Node& conv = graph.nodes()[cluster.front()];
         auto slot = [&arguments](int tensor) {
             auto found = std::find(arguments.begin(), arguments.end(), tensor);
@@ -115,34 +124,49 @@ public:
         weights_ = slot(conv.inputs[1]);
         bias_ = conv.inputs.size() == 3 ? slot(conv.inputs[2]) : -1;
         out_ = static_cast<int>(arguments.size()) - 1;
-        for (const auto& [index, tensor] : plan_.post.binary_inputs) binary_slots_.push_back({index, slot(tensor)});
-        const auto& pd = plan_.primitive;
-        if (plan_.post.sum_input >= 0) {
-            sum_ = slot(plan_.post.sum_input);
-            addend_desc_ = desc_of(graph.tensor(plan_.post.sum_input));
-            if (addend_desc_ != pd.dst_desc())
-                addend_to_dst_ = dn::reorder(dn::reorder::primitive_desc(engine(), addend_desc_, engine(), pd.dst_desc()));
+        std::size_t reordered_size = 0;
+        for (Plan& plan : plan_variants(graph, cluster)) {
+            Variant variant;
+            variant.plan = std::move(plan);
+            const auto& pd = variant.plan.primitive;
+            variant.primitive = dn::convolution_forward(pd);
+            if (variant.plan.post.sum_input >= 0) {
+                const dn::memory::desc addend = desc_of(graph.tensor(variant.plan.post.sum_input));
+                if (addend != pd.dst_desc())
+                    variant.addend_to_dst = dn::reorder(dn::reorder::primitive_desc(engine(), addend, engine(), pd.dst_desc()));
+            }
+            if (variant.plan.graph_src != pd.src_desc())
+                variant.src_in = dn::reorder(dn::reorder::primitive_desc(engine(), variant.plan.graph_src, engine(), pd.src_desc()));
+            if (variant.plan.graph_dst != pd.dst_desc())
+                variant.dst_out = dn::reorder(dn::reorder::primitive_desc(engine(), pd.dst_desc(), engine(), variant.plan.graph_dst));
+            reordered_size = std::max(reordered_size, pd.weights_desc().get_size());
+            log::debug("oneDNN " + std::string(pd.impl_info_str()) + (variant.src_in ? " (input reordered)" : "") +
+                       (variant.dst_out ? " (output reordered)" : "") + " for conv2d at " + conv.origin +
+                       (variants_.empty() ? "" : " (alternative)"));
+            variants_.push_back(std::move(variant));
         }
-        if (plan_.graph_src != pd.src_desc())
-            src_in_ = dn::reorder(dn::reorder::primitive_desc(engine(), plan_.graph_src, engine(), pd.src_desc()));
-        if (plan_.graph_dst != pd.dst_desc())
-            dst_out_ = dn::reorder(dn::reorder::primitive_desc(engine(), pd.dst_desc(), engine(), plan_.graph_dst));
+        const Plan& plan = variants_.front().plan;  // the same chain in every variant
+        for (const auto& [index, tensor] : plan.post.binary_inputs) binary_slots_.push_back({index, slot(tensor)});
+        if (plan.post.sum_input >= 0) {
+            sum_ = slot(plan.post.sum_input);
+            addend_desc_ = desc_of(graph.tensor(plan.post.sum_input));
+        }
         const ir::Shape& w = graph.tensor(conv.inputs[1]).shape;
         user_weights_ = dn::memory::desc(weight_dims(conv, w), dt::f32,
                                          conv.attrs.get_int("groups", 1) == 1 ? tag::oihw : tag::goihw);
-        reordered_size_ = plan_.primitive.weights_desc().get_size();
-        reordered_ = std::aligned_alloc(64, (reordered_size_ + 63) / 64 * 64);
+        reordered_ = std::aligned_alloc(64, (reordered_size + 63) / 64 * 64);
         if (reordered_ == nullptr) throw Error("out of memory for reordered convolution weights");
-        log::debug("oneDNN " + std::string(pd.impl_info_str()) + (src_in_ ? " (input reordered)" : "") +
-                   (dst_out_ ? " (output reordered)" : "") + " for conv2d at " + conv.origin);
     }
     ~Convolution() override { std::free(reordered_); }
+
+    int variant_count() const override { return static_cast<int>(variants_.size()); }
+    void use_variant(int index) override { current_ = static_cast<std::size_t>(index); }
 
     // Weights into the primitive's blocked layout, once per weight update.
     void prepare(void* const* args) override {
         dn::memory source(user_weights_, engine(), args[weights_]);
-        dn::memory target(plan_.primitive.weights_desc(), engine(), reordered_);
-        dn::stream stream(engine());
+        dn::memory target(variants_[current_].plan.primitive.weights_desc(), engine(), reordered_);
+        dn::stream& stream = thread_stream();
         dn::reorder(source, target).execute(stream, source, target);
         stream.wait();
     }
@@ -150,28 +174,29 @@ public:
     bool reads_only_in_prepare(std::size_t index) const override { return static_cast<int>(index) == weights_; }
 
     void run(void* const* args) override {
-        const auto& pd = plan_.primitive;
+        const Variant& variant = variants_[current_];
+        const auto& pd = variant.plan.primitive;
         // Per thread, so concurrent calls never share them.
         thread_local std::vector<char> scratchpad, src_buffer, dst_buffer;
         scratchpad.resize(std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
-        dn::stream stream(engine());
-        dn::memory src(plan_.graph_src, engine(), args[x_]);
-        if (src_in_) {
+        dn::stream& stream = thread_stream();
+        dn::memory src(variant.plan.graph_src, engine(), args[x_]);
+        if (variant.src_in) {
             src_buffer.resize(pd.src_desc().get_size());
             dn::memory converted(pd.src_desc(), engine(), src_buffer.data());
-            src_in_.execute(stream, src, converted);
+            variant.src_in.execute(stream, src, converted);
             src = converted;
         }
-        dn::memory out(plan_.graph_dst, engine(), args[out_]);
+        dn::memory out(variant.plan.graph_dst, engine(), args[out_]);
         dn::memory dst = out;
-        if (dst_out_) {
+        if (variant.dst_out) {
             dst_buffer.resize(pd.dst_desc().get_size());
             dst = dn::memory(pd.dst_desc(), engine(), dst_buffer.data());
         }
         if (sum_ >= 0) {  // the addend of the sum post-op goes into the output first
-            if (addend_to_dst_) {
+            if (variant.addend_to_dst) {
                 dn::memory addend(addend_desc_, engine(), args[sum_]);
-                addend_to_dst_.execute(stream, addend, dst);
+                variant.addend_to_dst.execute(stream, addend, dst);
             } else if (dst.get_data_handle() != args[sum_]) {  // equal: computed in place
                 std::memcpy(dst.get_data_handle(), args[sum_], pd.dst_desc().get_size());
             }
@@ -185,23 +210,28 @@ public:
         for (std::size_t i = 0; i < binary_slots_.size(); ++i) {
             const auto [index, slot] = binary_slots_[i];
             operands.insert({DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1,
-                             dn::memory(plan_.post.binary_descs[i], engine(), args[slot])});
+                             dn::memory(variant.plan.post.binary_descs[i], engine(), args[slot])});
         }
-        primitive_.execute(stream, operands);
-        if (dst_out_) dst_out_.execute(stream, dst, out);
+        variant.primitive.execute(stream, operands);
+        if (variant.dst_out) variant.dst_out.execute(stream, dst, out);
         stream.wait();
     }
 
 private:
-    Plan plan_;
-    dn::convolution_forward primitive_;
+    // One way to run the convolution: a primitive and the reorders between
+    // the graph's layouts and the primitive's.
+    struct Variant {
+        Plan plan;
+        dn::convolution_forward primitive;
+        dn::reorder addend_to_dst;  // the sum post-op's addend into the output's layout, where they differ
+        dn::reorder src_in, dst_out;  // where the primitive's layouts differ from the graph's
+    };
+    std::vector<Variant> variants_;
+    std::size_t current_ = 0;
     dn::memory::desc user_weights_;
-    void* reordered_ = nullptr;
-    std::size_t reordered_size_ = 0;
+    void* reordered_ = nullptr;  // sized for every variant's weight layout
     int x_ = -1, weights_ = -1, bias_ = -1, out_ = -1, sum_ = -1;
     dn::memory::desc addend_desc_;  // the sum post-op's addend, in its own layout
-    dn::reorder addend_to_dst_;     // set when that differs from the output's
-    dn::reorder src_in_, dst_out_;  // set when the primitive's layouts differ from the graph's
     std::vector<std::pair<int, int>> binary_slots_;  // (post-op index, argument slot)
 };
 
@@ -209,7 +239,7 @@ private:
 
 bool supports_convolution(const ir::Graph& graph, const std::vector<int>& cluster, std::string& reason) {
     try {
-        plan_convolution(graph, cluster);
+        plan_variants(graph, cluster);
         return true;
     } catch (const Error& error) {
         reason = error.what();
@@ -224,7 +254,7 @@ bool handles_channel_blocked(const ir::Graph& graph, const std::vector<int>& clu
 
 int in_place_input(const ir::Graph& graph, const std::vector<int>& cluster) {
     if (graph.nodes()[cluster.front()].op != ir::Op::Conv2d) return -1;
-    return in_place_addend(graph, cluster, plan_convolution(graph, cluster).post.sum_input);
+    return in_place_addend(graph, cluster, plan_variants(graph, cluster).front().post.sum_input);
 }
 
 std::unique_ptr<LibraryKernel> make_convolution(const ir::Graph& graph, const std::vector<int>& cluster,

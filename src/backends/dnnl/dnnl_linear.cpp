@@ -18,11 +18,6 @@ namespace dn = ::dnnl;
 using tag = dn::memory::format_tag;
 using dt = dn::memory::data_type;
 
-dn::engine& engine() {
-    static dn::engine instance(dn::engine::kind::cpu, 0);
-    return instance;
-}
-
 // The framework's [N, K] weights, row-major ("oi": output features first).
 dn::memory::desc user_weights_of(const ir::Graph& graph, const ir::Node& linear) {
     const ir::Shape& w = graph.tensor(linear.inputs[1]).shape;
@@ -124,7 +119,7 @@ public:
     void prepare(void* const* args) override {
         dn::memory source(user_weights_, engine(), args[weights_]);
         dn::memory target(plan_.primitive.weights_desc(), engine(), reordered_);
-        dn::stream stream(engine());
+        dn::stream& stream = thread_stream();
         dn::reorder(source, target).execute(stream, source, target);
         stream.wait();
     }
@@ -136,7 +131,7 @@ public:
         // Per thread, so concurrent calls never share it.
         thread_local std::vector<char> scratchpad;
         scratchpad.resize(std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
-        dn::stream stream(engine());
+        dn::stream& stream = thread_stream();
         // The addend of the sum post-op goes into the output first (unless
         // the output is computed in its buffer: same pointer).
         if (sum_ >= 0 && args[out_] != args[sum_]) std::memcpy(args[out_], args[sum_], plan_.dst.get_size());

@@ -8,6 +8,17 @@
 #include "sol/error.h"
 
 namespace sol::backends::dnnl {
+
+::dnnl::engine& engine() {
+    static ::dnnl::engine instance(::dnnl::engine::kind::cpu, 0);
+    return instance;
+}
+
+::dnnl::stream& thread_stream() {
+    thread_local ::dnnl::stream stream(engine());
+    return stream;
+}
+
 namespace {
 
 namespace dn = ::dnnl;

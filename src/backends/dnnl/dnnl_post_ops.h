@@ -13,6 +13,13 @@
 
 namespace sol::backends::dnnl {
 
+// The CPU engine all primitives of the backend run on.
+::dnnl::engine& engine();
+
+// The calling thread's stream on that engine, created once per thread: a
+// stream per kernel call costs microseconds, and a network makes hundreds.
+::dnnl::stream& thread_stream();
+
 // The chain as oneDNN post-ops; binary post-ops read a graph tensor.
 struct PostOps {
     ::dnnl::post_ops ops;
