@@ -175,11 +175,12 @@ def sol_layer_times(args: argparse.Namespace) -> tuple[dict[str, list[float]], f
     rel_l2 = ((out.double() - ref.double()).norm() / ref.double().norm()).item()
     times: dict[str, list[float]] = {}
     for description, samples in entry.model.profile:
-        # "[dnn] conv2d  # layer1.0.conv1 (resnet.py:146); layer1.0.relu (...)": the anchor
-        # is named first.
-        if "conv2d" not in description.split("#")[0]:
+        # "[dnn] conv2d  # layer1.0.conv1 (resnet.py:146); layer1.0.relu (...)": the kernel,
+        # then the layers it computes, its anchor first.
+        kernel, _, origins = description.partition("  # ")
+        if "conv2d" not in kernel or not origins:
             continue
-        layer = description.split("#", 1)[1].strip().split(" (")[0]
+        layer = origins.split(" (")[0]
         times[layer] = samples[skip[description]:]
     return times, rel_l2
 

@@ -106,7 +106,7 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, co
                 step.description = "[dfp, tuned] " + call.description;
             } else if (choice >= 0 && choice < variants) {
                 step.library->use_variant(choice);
-                if (choice > 0) step.description = "[" + call.backend + " #" + std::to_string(choice) + "] " + call.description;
+                if (choice > 0) step.description = "[" + call.backend + ", variant " + std::to_string(choice) + "] " + call.description;
             }
             ++tuned_calls_;
         }
