@@ -80,18 +80,23 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, co
                                          : reinterpret_cast<devices::KernelFunction>(library_->symbol(call.alternative));
             const int key = static_cast<int>(index);
             if (!tuning.count(key)) {
+                // Another way replaces the library's first choice only when it
+                // is clearly faster: equal kernels keep the default, and a
+                // noisy measurement does not flip the choice.
+                constexpr double kClearlyFaster = 0.95;
                 std::string report;
                 double best = 0;
                 for (int variant = 0; variant < variants; ++variant) {
                     step.library->use_variant(variant);
                     const double seconds = time_library(device, graph, *step.library, call.arguments);
-                    report += " " + call.backend + "#" + std::to_string(variant) + " " + std::to_string(seconds * 1e3) + " ms";
-                    if (variant == 0 || seconds < best) best = seconds, tuning[key] = variant;
+                    report += " " + call.backend + " variant " + std::to_string(variant) + " " +
+                              std::to_string(seconds * 1e3) + " ms";
+                    if (variant == 0 || seconds < best * kClearlyFaster) best = seconds, tuning[key] = variant;
                 }
                 if (alternative) {
                     const double seconds = time_generated(device, graph, alternative, call.alternative_arguments);
                     report += ", dfp " + std::to_string(seconds * 1e3) + " ms";
-                    if (seconds < best) tuning[key] = kGenerated;
+                    if (seconds < best * kClearlyFaster) tuning[key] = kGenerated;
                 }
                 tuning_changed = true;
                 ++measured_calls_;
