@@ -28,6 +28,27 @@ std::string average(const ir::Node& node, const std::string& sum) {
            "float v = " + sum + " / static_cast<float>(" + divisor + ");\n";
 }
 
+// KH, KW, SH, SW, PH, PW, DH, DW of a max or average pooling window (average
+// pooling has no dilation), and the column ranges each tap reaches.
+std::string window_constants(const ir::Node& node, const ir::Shape& in, const ir::Shape& out) {
+    const auto kernel = node.attrs.get_ints("kernel");
+    const auto stride = node.attrs.get_ints("stride", kernel);
+    const auto padding = node.attrs.get_ints("padding", {0, 0});
+    const auto dilation =
+        node.op == ir::Op::MaxPool2d ? node.attrs.get_ints("dilation", {1, 1}) : std::vector<std::int64_t>{1, 1};
+    return "constexpr int64_t KH = " + std::to_string(kernel.front()) + ", KW = " + std::to_string(kernel.back()) +
+           ", SH = " + std::to_string(stride.front()) + ", SW = " + std::to_string(stride.back()) +
+           ", PH = " + std::to_string(padding.front()) + ", PW = " + std::to_string(padding.back()) +
+           ", DH = " + std::to_string(dilation.front()) + ", DW = " + std::to_string(dilation.back()) + ";\n" +
+           column_ranges(in[3], out[3], kernel.back(), stride.back(), padding.back(), dilation.back());
+}
+
+// Taps per output element (the work estimate for threading).
+std::int64_t window_size(const ir::Node& node) {
+    const auto kernel = node.attrs.get_ints("kernel");
+    return kernel.front() * kernel.back();
+}
+
 // Indents every line of `code` by `spaces`.
 std::string indent(const std::string& code, int spaces) {
     std::string result, pad(spaces, ' ');
@@ -72,18 +93,9 @@ void emit_blocked_pooling(KernelBuilder& b) {
           << "}\n";
         return;
     }
-    const auto kernel = node.attrs.get_ints("kernel");
-    const auto stride = node.attrs.get_ints("stride", kernel);
-    const auto padding = node.attrs.get_ints("padding", {0, 0});
-    const auto dilation = node.attrs.get_ints("dilation", {1, 1});
     const bool max = node.op == ir::Op::MaxPool2d;
-    const std::int64_t KW = kernel.back(), SW = stride.back(), PW = padding.back();
-    const std::int64_t DW = max ? dilation.back() : 1;
-    s << "constexpr int64_t KH = " << kernel.front() << ", KW = " << KW << ", SH = " << stride.front()
-      << ", SW = " << SW << ", PH = " << padding.front() << ", PW = " << PW << ", DH = "
-      << (max ? dilation.front() : 1) << ", DW = " << DW << ";\n"
-      << column_ranges(in[3], out[3], KW, SW, PW, DW)
-      << b.parallel_for(3, ir::element_count(out) * kernel.front() * KW) << b.open_loops(out, 0, 1)
+    s << window_constants(node, in, out)
+      << b.parallel_for(3, ir::element_count(out) * window_size(node)) << b.open_loops(out, 0, 1)
       << "for (int64_t c0 = 0; c0 < CB; ++c0)\n" << b.open_loops(out, 2, 3) << "{\n"
       << "    const float* __restrict__ plane = " << x << " + (i0 * CB + c0) * H * W * B;\n"
       << "    float acc[OW][B];\n"
@@ -138,18 +150,9 @@ void emit_pooling(KernelBuilder& b) {
     // vectorizable pass over the output columns it reaches. Each element still
     // sees its taps in PyTorch's order (row by row), so sums and NaN handling
     // match.
-    const auto kernel = node.attrs.get_ints("kernel");
-    const auto stride = node.attrs.get_ints("stride", kernel);
-    const auto padding = node.attrs.get_ints("padding", {0, 0});
-    const auto dilation = node.attrs.get_ints("dilation", {1, 1});
     const bool max = node.op == ir::Op::MaxPool2d;
-    const std::int64_t KW = kernel.back(), SW = stride.back(), PW = padding.back();
-    const std::int64_t DW = max ? dilation.back() : 1;
-    s << "constexpr int64_t KH = " << kernel.front() << ", KW = " << KW << ", SH = " << stride.front()
-      << ", SW = " << SW << ", PH = " << padding.front() << ", PW = " << PW << ", DH = "
-      << (max ? dilation.front() : 1) << ", DW = " << DW << ";\n"
-      << column_ranges(in[3], out[3], KW, SW, PW, DW)
-      << b.parallel_for(3, ir::element_count(out) * kernel.front() * KW) << b.open_loops(out, 0, 3) << "{\n"
+    s << window_constants(node, in, out)
+      << b.parallel_for(3, ir::element_count(out) * window_size(node)) << b.open_loops(out, 0, 3) << "{\n"
       << "    const float* __restrict__ plane = " << x << " + (i0 * C + i1) * H * W;\n"
       << "    float acc[OW];\n"
       << "    for (int64_t i3 = 0; i3 < OW; ++i3) acc[i3] = " << (max ? "-INFINITY" : "0.0f") << ";\n"
