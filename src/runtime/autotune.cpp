@@ -50,12 +50,19 @@ template <typename Call>
 double median_seconds(devices::Device& device, int runs, Call call) {
     call();  // warm-up: first-touch, JIT of the library's code, caches
     device.synchronize();
+    // At least `runs` calls, and more for kernels of a few microseconds
+    // (up to 1 ms of them, at most 100 calls): their single times are the
+    // noisiest, and they are cheap to repeat.
+    constexpr double kEnough = 1e-3;
+    constexpr int kMostRuns = 100;
     std::vector<double> seconds;
-    for (int r = 0; r < runs; ++r) {
+    double total = 0;
+    for (int r = 0; r < runs || (total < kEnough && r < kMostRuns); ++r) {
         const auto start = std::chrono::steady_clock::now();
         call();
         device.synchronize();
         seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        total += seconds.back();
     }
     std::nth_element(seconds.begin(), seconds.begin() + seconds.size() / 2, seconds.end());
     return seconds[seconds.size() / 2];

@@ -14,7 +14,8 @@
 
 namespace sol::runtime {
 
-// Median time per call (`runs` calls after one warm-up), on scratch buffers
+// Median time per call (at least `runs` calls after one warm-up, more for
+// kernels of microseconds), on scratch buffers
 // of small random values, of a library kernel's current variant (after its
 // prepare()) and of a generated kernel.
 double time_library(devices::Device& device, const ir::Graph& graph, backends::LibraryKernel& library,
