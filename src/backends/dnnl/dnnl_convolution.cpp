@@ -158,6 +158,8 @@ public:
         if (reordered_ == nullptr) throw Error("out of memory for reordered convolution weights");
     }
     ~Convolution() override { std::free(reordered_); }
+    Convolution(const Convolution&) = delete;
+    Convolution& operator=(const Convolution&) = delete;
 
     int variant_count() const override { return static_cast<int>(variants_.size()); }
     void use_variant(int index) override { current_ = static_cast<std::size_t>(index); }
