@@ -114,7 +114,54 @@ Compiler find_host_compiler() {
                        "); install g++ or set CXX to a compiler that runs");
 }
 
-fs::path build_shared_library(const Compiler& compiler, const std::string& source, const std::string& what) {
+namespace {
+
+// Writes `text` to `path` through a temporary file: another process may be
+// compiling the same source and must never read a half-written file.
+void write_atomically(const std::string& key, const std::string& extension, const fs::path& path,
+                      const std::string& text) {
+    const fs::path partial = temporary_path(key, extension);
+    std::ofstream(partial) << text;
+    fs::rename(partial, path);
+}
+
+// Runs the compiler commands at once, one process each; a progress line
+// when they take more than 2 s. Returns the index of the first that failed,
+// with its exit status, or -1.
+std::pair<int, int> run_all(const Compiler& compiler, const std::vector<std::vector<std::string>>& commands,
+                            const std::vector<fs::path>& logs, const std::string& what, const fs::path& shown_log) {
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::future<int>> jobs;
+    for (std::size_t k = 0; k < commands.size(); ++k)
+        jobs.push_back(std::async(std::launch::async, [&, k] { return run_command(commands[k], logs[k].string()); }));
+    // Short compiles stay silent; a long one says what it is doing.
+    bool announced = false;
+    if (jobs.front().wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
+        log::progress("compiling " + what + " with " + compiler.executable +
+                      (commands.size() > 1 ? " in " + std::to_string(commands.size()) + " parallel parts" : "") +
+                      " (log: " + shown_log.string() + ") ...");
+        announced = true;
+    }
+    std::pair<int, int> failed{-1, 0};
+    for (std::size_t k = 0; k < jobs.size(); ++k) {
+        const int status = jobs[k].get();
+        if (status != 0 && failed.first < 0) failed = {static_cast<int>(k), status};
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (announced) log::progress("compiled " + what + " in " + std::to_string(seconds).substr(0, 4) + " s");
+    return failed;
+}
+
+[[noreturn]] void compile_failed(const Compiler& compiler, int status, const fs::path& source, const fs::path& log) {
+    throw CompileError("compiler '" + compiler.executable + "' " +
+                       (status < 0 ? std::string("could not be run") : "failed (exit " + std::to_string(status) + ")") +
+                       " on " + source.string() + "; full log: " + log.string() + "\n" + first_lines_of(log, 12));
+}
+
+}  // namespace
+
+fs::path build_shared_library(const Compiler& compiler, const std::string& source, const std::string& what,
+                              const std::vector<std::string>& units) {
     const std::string key = content_hash(compiler.identity() + "\n" + source);
     // Source and log stay in the cache folder so a user can read both.
     const fs::path source_path = cache_directory() / (key + compiler.source_extension);
@@ -123,37 +170,52 @@ fs::path build_shared_library(const Compiler& compiler, const std::string& sourc
         return *cached;
     }
     const fs::path log_path = cache_directory() / (key + ".log");
-    {
-        // Another process may be compiling the same source: never let it read
-        // a half-written file.
-        const fs::path partial = temporary_path(key, compiler.source_extension);
-        std::ofstream(partial) << source;
-        fs::rename(partial, source_path);
-    }
+    write_atomically(key, compiler.source_extension, source_path, source);
     const fs::path built = temporary_path(key, ".so");
-    std::vector<std::string> argv{compiler.executable};
-    argv.insert(argv.end(), compiler.flags.begin(), compiler.flags.end());
-    argv.insert(argv.end(), {source_path.string(), "-o", built.string()});
-    log::debug("compiling " + what + ": " + source_path.string());
-
-    const auto start = std::chrono::steady_clock::now();
-    auto job = std::async(std::launch::async, [&] { return run_command(argv, log_path.string()); });
-    // Short compiles stay silent; a long one says what it is doing.
-    bool announced = false;
-    if (job.wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
-        log::progress("compiling " + what + " with " + compiler.executable + " (log: " + log_path.string() + ") ...");
-        announced = true;
-    }
-    const int status = job.get();
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (announced) log::progress("compiled " + what + " in " + std::to_string(seconds).substr(0, 4) + " s");
-    if (status != 0 || !fs::exists(built)) {
+    auto command = [&compiler](std::vector<std::string> tail) {
+        std::vector<std::string> argv{compiler.executable};
+        argv.insert(argv.end(), compiler.flags.begin(), compiler.flags.end());
+        argv.insert(argv.end(), tail.begin(), tail.end());
+        return argv;
+    };
+    auto clean_up = [](const std::vector<fs::path>& paths) {
         std::error_code error;
-        fs::remove(built, error);
-        throw CompileError("compiler '" + compiler.executable + "' " +
-                           (status < 0 ? std::string("could not be run") : "failed (exit " + std::to_string(status) + ")") +
-                           " on " + source_path.string() + "; full log: " + log_path.string() + "\n" +
-                           first_lines_of(log_path, 12));
+        for (const fs::path& path : paths) fs::remove(path, error);
+    };
+    if (units.size() < 2) {
+        log::debug("compiling " + what + ": " + source_path.string());
+        const auto [failed, status] =
+            run_all(compiler, {command({source_path.string(), "-o", built.string()})}, {log_path}, what, log_path);
+        if (failed >= 0 || !fs::exists(built)) {
+            clean_up({built});
+            compile_failed(compiler, failed >= 0 ? status : 0, source_path, log_path);
+        }
+        return store_artifact(key, ".so", built);
+    }
+    // Each part compiles to an object file at the same time, then one link.
+    std::vector<fs::path> part_sources, objects, logs;
+    std::vector<std::vector<std::string>> commands;
+    for (std::size_t k = 0; k < units.size(); ++k) {
+        const std::string part = ".part" + std::to_string(k);
+        part_sources.push_back(cache_directory() / (key + part + compiler.source_extension));
+        write_atomically(key, part + compiler.source_extension, part_sources.back(), units[k]);
+        objects.push_back(temporary_path(key, part + ".o"));
+        logs.push_back(cache_directory() / (key + part + ".log"));
+        commands.push_back(command({"-c", part_sources.back().string(), "-o", objects.back().string()}));
+    }
+    log::debug("compiling " + what + " in " + std::to_string(units.size()) + " parts: " + source_path.string());
+    const auto [failed, status] = run_all(compiler, commands, logs, what, log_path);
+    if (failed >= 0) {
+        clean_up(objects);
+        compile_failed(compiler, status, part_sources[failed], logs[failed]);
+    }
+    std::vector<std::string> link{"-o", built.string()};
+    for (const fs::path& object : objects) link.push_back(object.string());
+    const auto [link_failed, link_status] = run_all(compiler, {command(link)}, {log_path}, what + " (link)", log_path);
+    clean_up(objects);
+    if (link_failed >= 0 || !fs::exists(built)) {
+        clean_up({built});
+        compile_failed(compiler, link_failed >= 0 ? link_status : 0, source_path, log_path);
     }
     return store_artifact(key, ".so", built);
 }

@@ -203,4 +203,31 @@ TEST(Codegen, ParallelThresholdControlsOpenMP) {
     EXPECT_TRUE(contains(cpu::generate_module(g, big_work).source, "#pragma omp parallel for"));
 }
 
+// Many kernels are split into translation units for parallel compiles: each
+// part has the prologue and every kernel is in exactly one part; a few
+// kernels stay one unit.
+TEST(Codegen, ManyKernelsAreSplitIntoPartsCompiledInParallel) {
+    ir::Graph g;
+    int x = g.add_input("x", {1, 4, 8, 8}, DType::Float32);
+    for (int k = 0; k < 20; ++k)  // distinct constants: 20 distinct kernels (concat keeps them apart)
+        x = g.add_node(Op::Concat, {g.add_node(Op::Mul, {x, g.add_constant(1.0 + k, DType::Float32)}, {}, "")},
+                       attrs({{"axis", std::int64_t{1}}}), "");
+    g.set_outputs({x});
+    sol::passes::run_pipeline(g);
+    cpu::CpuTarget target;
+    target.compile_units = 2;
+    const auto module = cpu::generate_module(g, target);
+    ASSERT_EQ(module.units.size(), 2u);
+    int in_parts = 0;
+    for (const std::string& unit : module.units) {
+        EXPECT_TRUE(contains(unit, cpu::kKernelPrologue));
+        in_parts += occurrences(unit, "extern \"C\" void sol_");
+    }
+    EXPECT_EQ(in_parts, module.unique_kernels);
+    EXPECT_EQ(occurrences(module.source, "extern \"C\" void sol_"), module.unique_kernels);
+
+    target.compile_units = 1;
+    EXPECT_TRUE(cpu::generate_module(g, target).units.empty()) << "one core: one unit";
+}
+
 }  // namespace

@@ -79,6 +79,27 @@ TEST_F(CompileCacheTest, SameSourceTwiceIsOneCompile) {
     EXPECT_EQ(call_answer(other), 7);
 }
 
+// A module split into translation units: the parts compile in parallel and
+// link into one library exporting every part's functions; a failing part is
+// named in the error, with its own log.
+TEST_F(CompileCacheTest, PartsCompileSeparatelyIntoOneLibrary) {
+    const std::string whole = answer_source(3) + "extern \"C\" int sol_test_other() { return 4; }\n";
+    const std::vector<std::string> parts{answer_source(3), "extern \"C\" int sol_test_other() { return 4; }\n"};
+    const fs::path library = jit::build_shared_library(compiler_, whole, "test", parts);
+    EXPECT_EQ(call_answer(library), 3);
+    jit::SharedLibrary loaded(library);
+    EXPECT_EQ(reinterpret_cast<int (*)()>(loaded.symbol("sol_test_other"))(), 4);
+    EXPECT_TRUE(fs::exists(fs::path(library).replace_extension(".cpp"))) << "the whole module stays readable";
+
+    const std::vector<std::string> broken{answer_source(5), "this is not C++\n"};
+    try {
+        jit::build_shared_library(compiler_, answer_source(5) + "this is not C++\n", "test", broken);
+        FAIL() << "a part that does not compile must fail the build";
+    } catch (const sol::CompileError& error) {
+        EXPECT_TRUE(contains(error.what(), ".part1")) << error.what();
+    }
+}
+
 TEST_F(CompileCacheTest, DifferentFlagsAreADifferentEntry) {
     const fs::path optimized = jit::build_shared_library(compiler_, answer_source(1), "test");
     jit::Compiler debug = compiler_;

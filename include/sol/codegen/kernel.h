@@ -29,7 +29,10 @@ struct KernelCall {
 };
 
 struct GeneratedModule {
-    std::string source;             // one translation unit
+    std::string source;             // one translation unit, the module as a reader sees it
+    // The same kernels split into translation units that compile in
+    // parallel (each with the prologue); empty: compile `source`.
+    std::vector<std::string> units;
     std::vector<KernelCall> calls;  // execution order
     int unique_kernels = 0;         // identical kernels are emitted once
 };

@@ -27,8 +27,11 @@ Compiler find_host_compiler();
 // Compiles `source` into a shared library, or returns the cached one. A
 // failure throws sol::CompileError naming the compiler, the source path and
 // the log path, with the first lines of the log. `what` names the work in
-// progress messages ("12 kernels").
+// progress messages ("12 kernels"). With two or more `units` (the same code
+// split into translation units), those are compiled in parallel, one
+// compiler process each, and linked; `source` is still what the cache keeps
+// for reading and what the cache key hashes.
 std::filesystem::path build_shared_library(const Compiler& compiler, const std::string& source,
-                                           const std::string& what);
+                                           const std::string& what, const std::vector<std::string>& units = {});
 
 }  // namespace sol::jit

@@ -1,6 +1,7 @@
 #include "sol/codegen/cpu/generate_module.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -127,6 +128,28 @@ GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target,
     for (const auto& [name, text] : functions) source << text << "\n";
     module.source = source.str();
     module.unique_kernels = static_cast<int>(functions.size());
+    // A few kernels compile faster as one unit than the prologue parsed
+    // several times; many are spread over the cores, largest first onto the
+    // lightest unit.
+    constexpr std::size_t kKernelsPerUnit = 8;
+    const std::size_t unit_count =
+        std::min<std::size_t>(std::max(target.compile_units, 1), functions.size() / kKernelsPerUnit);
+    if (unit_count >= 2) {
+        std::vector<std::pair<std::size_t, std::string>> by_size;
+        for (const auto& [name, text] : functions) by_size.push_back({text.size(), name});
+        std::sort(by_size.begin(), by_size.end(), std::greater<>());
+        std::vector<std::string> bodies(unit_count);
+        std::vector<std::size_t> sizes(unit_count, 0);
+        for (const auto& [size, name] : by_size) {
+            const std::size_t lightest = std::min_element(sizes.begin(), sizes.end()) - sizes.begin();
+            bodies[lightest] += functions.at(name) + "\n";
+            sizes[lightest] += size;
+        }
+        for (std::size_t k = 0; k < unit_count; ++k)
+            module.units.push_back("// Part " + std::to_string(k + 1) + " of " + std::to_string(unit_count) +
+                                   " of a SOL module; the whole module is the .cpp of the same name.\n" +
+                                   kKernelPrologue + "\n" + bodies[k]);
+    }
     return module;
 }
 

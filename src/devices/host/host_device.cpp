@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "sol/codegen/cpu/generate_module.h"
 #include "sol/log.h"
@@ -30,6 +31,7 @@ codegen::cpu::CpuTarget detect_target() {
 #else
     target.vector_width = 4;  // NEON
 #endif
+    target.compile_units = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     return target;
 }
 
@@ -132,8 +134,8 @@ public:
     }
 
     std::shared_ptr<jit::SharedLibrary> build(const codegen::GeneratedModule& module) override {
-        const auto path = jit::build_shared_library(compiler(), module.source,
-                                                    std::to_string(module.unique_kernels) + " kernels for " + name());
+        const auto path = jit::build_shared_library(
+            compiler(), module.source, std::to_string(module.unique_kernels) + " kernels for " + name(), module.units);
         return std::make_shared<jit::SharedLibrary>(path);
     }
 

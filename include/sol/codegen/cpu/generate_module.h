@@ -16,6 +16,7 @@ struct CpuTarget {
     int vector_width = 8;                  // floats per SIMD register (AVX2: 8, AVX-512: 16)
     std::int64_t parallel_threshold = 1 << 15;  // below this much work a kernel runs on one thread
     std::int64_t conv_channel_block = 8;   // output channels a convolution computes per input pass
+    int compile_units = 1;                 // translation units to compile in parallel (the host's cores)
 };
 
 // Whether the generated kernel of `cluster` reads or writes `tensor_id`
