@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <unordered_map>
 
 #include "dnnl_post_ops.h"
 #include "sol/error.h"
@@ -166,11 +165,7 @@ public:
 
     // Weights into the primitive's blocked layout, once per weight update.
     void prepare(void* const* args) override {
-        dn::memory source(user_weights_, engine(), args[weights_]);
-        dn::memory target(variants_[current_].plan.primitive.weights_desc(), engine(), reordered_);
-        dn::stream& stream = thread_stream();
-        dn::reorder(source, target).execute(stream, source, target);
-        stream.wait();
+        reorder_weights(user_weights_, args[weights_], variants_[current_].plan.primitive.weights_desc(), reordered_);
     }
 
     bool reads_only_in_prepare(std::size_t index) const override { return static_cast<int>(index) == weights_; }
@@ -203,18 +198,8 @@ public:
                 std::memcpy(dst.get_data_handle(), args[sum_], pd.dst_desc().get_size());
             }
         }
-        std::unordered_map<int, dn::memory> operands{
-            {DNNL_ARG_SRC, src},
-            {DNNL_ARG_WEIGHTS, dn::memory(pd.weights_desc(), engine(), reordered_)},
-            {DNNL_ARG_DST, dst},
-            {DNNL_ARG_SCRATCHPAD, dn::memory(pd.scratchpad_desc(), engine(), scratchpad.data())}};
-        if (bias_ >= 0) operands.insert({DNNL_ARG_BIAS, dn::memory(pd.bias_desc(), engine(), args[bias_])});
-        for (std::size_t i = 0; i < binary_slots_.size(); ++i) {
-            const auto [index, slot] = binary_slots_[i];
-            operands.insert({DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1,
-                             dn::memory(variant.plan.post.binary_descs[i], engine(), args[slot])});
-        }
-        variant.primitive.execute(stream, operands);
+        variant.primitive.execute(stream, call_operands(pd, src, reordered_, dst, scratchpad.data(), args, bias_,
+                                                         variant.plan.post, binary_slots_));
         if (variant.dst_out) variant.dst_out.execute(stream, dst, out);
         stream.wait();
     }

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <unordered_map>
 
 #include "dnnl_post_ops.h"
 #include "sol/error.h"
@@ -117,11 +116,7 @@ public:
 
     // Weights into the primitive's blocked layout, once per weight update.
     void prepare(void* const* args) override {
-        dn::memory source(user_weights_, engine(), args[weights_]);
-        dn::memory target(plan_.primitive.weights_desc(), engine(), reordered_);
-        dn::stream& stream = thread_stream();
-        dn::reorder(source, target).execute(stream, source, target);
-        stream.wait();
+        reorder_weights(user_weights_, args[weights_], plan_.primitive.weights_desc(), reordered_);
     }
 
     bool reads_only_in_prepare(std::size_t index) const override { return static_cast<int>(index) == weights_; }
@@ -135,18 +130,9 @@ public:
         // The addend of the sum post-op goes into the output first (unless
         // the output is computed in its buffer: same pointer).
         if (sum_ >= 0 && args[out_] != args[sum_]) std::memcpy(args[out_], args[sum_], plan_.dst.get_size());
-        std::unordered_map<int, dn::memory> operands{
-            {DNNL_ARG_SRC, dn::memory(plan_.src, engine(), args[x_])},
-            {DNNL_ARG_WEIGHTS, dn::memory(pd.weights_desc(), engine(), reordered_)},
-            {DNNL_ARG_DST, dn::memory(plan_.dst, engine(), args[out_])},
-            {DNNL_ARG_SCRATCHPAD, dn::memory(pd.scratchpad_desc(), engine(), scratchpad.data())}};
-        if (bias_ >= 0) operands.insert({DNNL_ARG_BIAS, dn::memory(pd.bias_desc(), engine(), args[bias_])});
-        for (std::size_t i = 0; i < binary_slots_.size(); ++i) {
-            const auto [index, slot] = binary_slots_[i];
-            operands.insert({DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1,
-                             dn::memory(plan_.post.binary_descs[i], engine(), args[slot])});
-        }
-        primitive_.execute(stream, operands);
+        primitive_.execute(stream, call_operands(pd, dn::memory(plan_.src, engine(), args[x_]), reordered_,
+                                                 dn::memory(plan_.dst, engine(), args[out_]), scratchpad.data(), args,
+                                                 bias_, plan_.post, binary_slots_));
         stream.wait();
     }
 

@@ -19,6 +19,14 @@ namespace sol::backends::dnnl {
     return stream;
 }
 
+void reorder_weights(const ::dnnl::memory::desc& from, void* from_data, const ::dnnl::memory::desc& to,
+                     void* to_data) {
+    ::dnnl::memory source(from, engine(), from_data), target(to, engine(), to_data);
+    ::dnnl::stream& stream = thread_stream();
+    ::dnnl::reorder(source, target).execute(stream, source, target);
+    stream.wait();
+}
+
 namespace {
 
 namespace dn = ::dnnl;

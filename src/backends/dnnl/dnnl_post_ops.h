@@ -6,6 +6,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -19,6 +20,11 @@ namespace sol::backends::dnnl {
 // The calling thread's stream on that engine, created once per thread: a
 // stream per kernel call costs microseconds, and a network makes hundreds.
 ::dnnl::stream& thread_stream();
+
+// Copies the framework's weights (`from` at `from_data`) into the layout a
+// primitive wants (`to` at `to_data`): once per weight update.
+void reorder_weights(const ::dnnl::memory::desc& from, void* from_data, const ::dnnl::memory::desc& to,
+                     void* to_data);
 
 // The chain as oneDNN post-ops; binary post-ops read a graph tensor.
 struct PostOps {
@@ -45,5 +51,28 @@ PostOps chain_post_ops(const ir::Graph& graph, const std::vector<int>& cluster, 
 // computed in its buffer: the cluster reads it once, and it has the output's
 // layout (so no reorder in between); else -1.
 int in_place_addend(const ir::Graph& graph, const std::vector<int>& cluster, int addend);
+
+// The operands of one primitive call: source, reordered weights,
+// destination, the caller's scratchpad, the bias (argument slot, or -1) and
+// the chain's binary side operands ((post-op index, argument slot) pairs,
+// described by `post.binary_descs`).
+template <typename PrimitiveDesc>
+std::unordered_map<int, ::dnnl::memory> call_operands(const PrimitiveDesc& pd, const ::dnnl::memory& src,
+                                                       void* weights, const ::dnnl::memory& dst, void* scratchpad,
+                                                       void* const* args, int bias_slot, const PostOps& post,
+                                                       const std::vector<std::pair<int, int>>& binary_slots) {
+    std::unordered_map<int, ::dnnl::memory> operands{
+        {DNNL_ARG_SRC, src},
+        {DNNL_ARG_WEIGHTS, ::dnnl::memory(pd.weights_desc(), engine(), weights)},
+        {DNNL_ARG_DST, dst},
+        {DNNL_ARG_SCRATCHPAD, ::dnnl::memory(pd.scratchpad_desc(), engine(), scratchpad)}};
+    if (bias_slot >= 0) operands.insert({DNNL_ARG_BIAS, ::dnnl::memory(pd.bias_desc(), engine(), args[bias_slot])});
+    for (std::size_t i = 0; i < binary_slots.size(); ++i) {
+        const auto [index, slot] = binary_slots[i];
+        operands.insert({DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1,
+                         ::dnnl::memory(post.binary_descs[i], engine(), args[slot])});
+    }
+    return operands;
+}
 
 }  // namespace sol::backends::dnnl
