@@ -171,26 +171,33 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, co
     }
     for (const OutputCopy& copy : output_copies_) read_per_call[copy.tensor] = true;
     // A library kernel prepares right after the last parameter-stage step it
-    // depends on.
-    prepare_after_.assign(steps_.size(), -1);
+    // depends on; the stage's schedule is indexed by that step + 1 (0: before
+    // the first step).
+    std::vector<int> prepare_after(steps_.size(), -1);
     for (std::size_t s = 0; s < steps_.size(); ++s)
         if (steps_[s].library)
             for (int id : steps_[s].arguments)
                 if (writer[id] >= 0 && steps_[writer[id]].parameter_stage)
-                    prepare_after_[s] = std::max(prepare_after_[s], writer[id]);
+                    prepare_after[s] = std::max(prepare_after[s], writer[id]);
+    stage_schedule_.assign(steps_.size() + 1, {});
+    for (std::size_t s = 0; s < steps_.size(); ++s)
+        if (steps_[s].library) stage_schedule_[prepare_after[s] + 1].prepares.push_back(s);
+    // Transient buffers live from their producer to their last reader: a
+    // parameter-stage step, or the step a reading prepare() follows.
+    std::vector<int> last_use(writer);
+    for (std::size_t s = 0; s < steps_.size(); ++s)
+        for (auto id = steps_[s].arguments.begin(); id + 1 != steps_[s].arguments.end(); ++id)
+            last_use[*id] = std::max(last_use[*id], steps_[s].parameter_stage ? static_cast<int>(s) : prepare_after[s]);
     for (std::size_t id = 0; id < graph.tensor_count(); ++id) {
         const Location& where = locations_[id];
         const ir::Tensor& t = graph.tensor(static_cast<int>(id));
         if (where.place != Place::Derived || read_per_call[id] || t.kind == ir::TensorKind::Constant) continue;
-        int last_use = writer[id];
-        for (std::size_t s = 0; s < steps_.size(); ++s)
-            if (std::find(steps_[s].arguments.begin(), steps_[s].arguments.end() - 1, static_cast<int>(id)) !=
-                steps_[s].arguments.end() - 1)
-                last_use = std::max(last_use, steps_[s].parameter_stage ? static_cast<int>(s) : prepare_after_[s]);
         device_.release(derived_buffers_[where.index]);
         derived_buffers_[where.index] = nullptr;
         derived_bytes_ -= byte_count(t);
-        transient_buffers_.push_back({where.index, byte_count(t), writer[id], last_use});
+        stage_schedule_[writer[id] + 1].allocations.push_back(transient_buffers_.size());
+        stage_schedule_[last_use[id] + 1].releases.push_back(transient_buffers_.size());
+        transient_buffers_.push_back({where.index, byte_count(t)});
     }
 
     // Everything else a per-call kernel writes lives in the workspace.
@@ -324,25 +331,25 @@ void CompiledModel::run_parameter_stage(CallContext& context) {
             for (const TransientBuffer& t : model.transient_buffers_) release(t);
         }
     } transients{*this};
-    auto prepare_after = [&](int position) {
-        for (std::size_t s = 0; s < steps_.size(); ++s)
-            if (steps_[s].library && prepare_after_[s] == position) prepare(steps_[s], context);
-        for (const TransientBuffer& t : transient_buffers_)
-            if (t.last_use == position) transients.release(t);
-    };
-    prepare_after(-1);
+    // Position p: step p - 1 of the list (none for p = 0), then the
+    // prepare() calls and releases scheduled after it.
     std::vector<void*> args;
-    for (std::size_t i = 0; i < steps_.size(); ++i) {
-        const Step& step = steps_[i];
-        if (!step.parameter_stage) continue;
-        for (const TransientBuffer& t : transient_buffers_)
-            if (t.producer == static_cast<int>(i)) derived_buffers_[t.index] = device_.allocate(t.bytes);
-        addresses(step, context, args);
-        if (step.library)
-            step.library->run(args.data());
-        else
-            device_.launch(step.function, args.data());
-        prepare_after(static_cast<int>(i));
+    for (std::size_t position = 0; position < stage_schedule_.size(); ++position) {
+        const StageEvents& events = stage_schedule_[position];
+        if (position > 0 && steps_[position - 1].parameter_stage) {
+            const Step& step = steps_[position - 1];
+            for (std::size_t t : events.allocations) {
+                const TransientBuffer& buffer = transient_buffers_[t];
+                derived_buffers_[buffer.index] = device_.allocate(buffer.bytes);
+            }
+            addresses(step, context, args);
+            if (step.library)
+                step.library->run(args.data());
+            else
+                device_.launch(step.function, args.data());
+        }
+        for (std::size_t s : events.prepares) prepare(steps_[s], context);
+        for (std::size_t t : events.releases) transients.release(transient_buffers_[t]);
     }
 }
 

@@ -116,11 +116,15 @@ private:
     struct TransientBuffer {
         std::size_t index;  // into derived_buffers_
         std::size_t bytes;
-        int producer;       // parameter-stage step writing it
-        int last_use;       // step after which it is last read (by that step or a prepare() following it)
     };
     std::vector<TransientBuffer> transient_buffers_;
-    std::vector<int> prepare_after_;  // per step: for a library step, the step after which its prepare() runs (-1: first)
+    // The parameter stage, per position p (0: before the first step; p > 0:
+    // at step p - 1): transient buffers allocated for that step, then the
+    // library kernels that prepare and the buffers released after it.
+    struct StageEvents {
+        std::vector<std::size_t> allocations, prepares, releases;  // into transient_buffers_, steps_, transient_buffers_
+    };
+    std::vector<StageEvents> stage_schedule_;
     std::size_t workspace_bytes_ = 0;
     std::size_t derived_bytes_ = 0;
     int tuned_calls_ = 0, measured_calls_ = 0;
