@@ -41,6 +41,7 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, co
     const codegen::GeneratedModule module = device.generate(graph);
     library_ = device.build(module);
     unique_kernels_ = module.unique_kernels;
+    depth_first_calls_ = module.depth_first_calls;
 
     locations_.assign(graph.tensor_count(), Location{});
     for (std::size_t k = 0; k < graph.inputs().size(); ++k) {
@@ -236,6 +237,13 @@ std::vector<std::pair<std::string, std::vector<double>>> CompiledModel::profile(
     for (std::size_t i = 0; i < steps_.size(); ++i)
         if (!steps_[i].parameter_stage) steps.emplace_back(steps_[i].description, step_samples_[i]);
     return steps;
+}
+
+std::vector<std::string> CompiledModel::kernel_descriptions() const {
+    std::vector<std::string> descriptions;
+    for (const Step& step : steps_)
+        if (!step.parameter_stage) descriptions.push_back(step.description);
+    return descriptions;
 }
 
 void CompiledModel::print_profile() const {

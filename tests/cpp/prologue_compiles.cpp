@@ -88,4 +88,33 @@ TEST(KernelPrologue, TakesMaxPrefersNaNLikeTorchMaxPool) {
     EXPECT_EQ(best, 9.0f);
 }
 
+// The register helpers of channel-blocked kernels agree lane by lane with
+// the scalar ones, NaN and infinities included, in both register widths.
+template <typename V, int Lanes> void expect_vector_helpers_match_scalar() {
+    const float values[] = {kNaN, -kInf, -7.0f, -3.0f, -1.5f, -0.0f, 0.0f, 0.5f, 2.0f, 3.0f, 6.5f, kInf};
+    float in[Lanes];
+    for (int i = 0; i < Lanes; ++i) in[i] = values[i % 12];
+    const V x = sol_vload<V>(in);
+    float relu[Lanes], clamp[Lanes], hardswish[Lanes], hardsigmoid[Lanes];
+    sol_vstore(relu, sol_vrelu(x));
+    sol_vstore(clamp, sol_vclamp(x, -1.0f, 2.0f));
+    sol_vstore(hardswish, sol_vhardswish(x));
+    sol_vstore(hardsigmoid, sol_vhardsigmoid(x));
+    auto same = [](float a, float b) { return (std::isnan(a) && std::isnan(b)) || a == b; };
+    for (int i = 0; i < Lanes; ++i) {
+        EXPECT_PRED2(same, relu[i], sol_relu(in[i])) << "lane " << i;
+        EXPECT_PRED2(same, clamp[i], sol_clamp(in[i], -1.0f, 2.0f)) << "lane " << i;
+        EXPECT_PRED2(same, hardswish[i], sol_hardswish(in[i])) << "lane " << i;
+        EXPECT_PRED2(same, hardsigmoid[i], sol_hardsigmoid(in[i])) << "lane " << i;
+    }
+    float splat[Lanes];
+    sol_vstore(splat, sol_vsplat<V>(1.25f));
+    for (int i = 0; i < Lanes; ++i) EXPECT_EQ(splat[i], 1.25f);
+}
+
+TEST(KernelPrologue, VectorHelpersMatchTheScalarOnesLaneByLane) {
+    expect_vector_helpers_match_scalar<sol_f32x16, 16>();
+    expect_vector_helpers_match_scalar<sol_f32x8, 8>();
+}
+
 }  // namespace

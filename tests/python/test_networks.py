@@ -327,3 +327,72 @@ def test_autotuning_measures_once_and_can_be_turned_off(tmp_path, monkeypatch):
     assert _only_entry(heuristic).tuned_calls == 0
     assert _only_entry(heuristic).library_calls == 3, "oneDNN for every linear layer"
     assert_close_rel(heuristic(x), ref, name="autotuning off")
+
+
+class TinyDenseNet(nn.Module):
+    """DenseNet's shape in miniature: a conv stem, two dense layers (each
+    cat(features) -> BatchNorm -> ReLU -> conv), a transition cat -> BN ->
+    ReLU -> global average pool -> linear. Every channel count is a multiple
+    of 16, so hosts with vector layouts block every concat part alike."""
+
+    def __init__(self, stem=32, growth=16, classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(3, stem, 3, padding=1)
+        self.layers = nn.ModuleList()
+        channels = stem
+        for _ in range(2):
+            self.layers.append(nn.ModuleDict({
+                "norm": nn.BatchNorm2d(channels),
+                "conv": nn.Conv2d(channels, growth, 3, padding=1, bias=False)}))
+            channels += growth
+        self.norm = nn.BatchNorm2d(channels)
+        self.classifier = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        features = [self.stem(x)]
+        for layer in self.layers:
+            features.append(layer["conv"](torch.relu(layer["norm"](torch.cat(features, 1)))))
+        out = torch.relu(self.norm(torch.cat(features, 1)))
+        out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
+        return self.classifier(out)
+
+
+def test_densenet_concat_chains_run_depth_first(monkeypatch):
+    """Each concat -> BN -> ReLU is one kernel that reads the parts where they
+    lie (the concatenated tensor is never stored), and the transition's
+    concat -> BN -> ReLU -> global pool is one kernel; SOL_DEPTH_FIRST=off
+    stores every concat and gives the same numbers."""
+    import sol.pytorch as sol
+
+    torch.manual_seed(0)
+    model = randomize_batchnorms(TinyDenseNet(), 1).eval()
+    x = torch.randn(1, 3, 32, 32)
+    ref = eager(model, x)
+
+    def compile_and_run():
+        # Autotuning off: the kernels (and so the numbers) do not depend on timings.
+        sol_model = sol.optimize(model, x.size(), autotuning=False)
+        sol_model.load_state_dict(model.state_dict())
+        return _only_entry(sol_model), sol_model(x)
+
+    compiled, out = compile_and_run()
+    assert_close_rel(out, ref, tol=1e-5, name="depth-first")
+    kernels = compiled.kernel_descriptions
+    listing = "\n  ".join(kernels)
+
+    def starting(prefix):
+        return sum(d.startswith(prefix) for d in kernels)
+
+    # Both dense layers (the first concatenates the stem alone) and the transition.
+    assert starting("concat + mul + add + relu -> ") == 2, listing
+    assert starting("concat + mul + add + relu + adaptive_avg_pool2d -> ") == 1, listing
+    assert starting("concat -> ") == 0, "no concat is stored:\n  " + listing
+    assert compiled.depth_first_calls == 3, listing
+
+    monkeypatch.setenv("SOL_DEPTH_FIRST", "off")
+    plain, out_off = compile_and_run()
+    assert plain.depth_first_calls == 0, "\n  ".join(plain.kernel_descriptions)
+    assert sum(d.startswith("concat -> ") for d in plain.kernel_descriptions) == 3
+    assert not any(d.startswith("concat + ") for d in plain.kernel_descriptions)
+    assert_close_rel(out_off, ref, tol=1e-5, name="depth-first off")
+    assert_close_rel(out, out_off, tol=1e-6, name="depth-first on vs off")

@@ -14,7 +14,7 @@ namespace sol::codegen {
 struct KernelCall {
     std::string backend = "dfp";  // "dfp": generated code; otherwise a library backend ("dnn")
     std::string function;        // symbol in the compiled module (dfp only)
-    std::vector<int> nodes;      // the cluster's node indices, anchor first
+    std::vector<int> nodes;      // the cluster's node indices in order (a library call's anchor first)
     std::vector<int> arguments;  // tensor ids: inputs first, the output last
     bool parameter_stage = false;  // depends on parameters only: run once per weight update
     std::string description;     // op chain and origins, for logs and the source listing
@@ -35,6 +35,9 @@ struct GeneratedModule {
     std::vector<std::string> units;
     std::vector<KernelCall> calls;  // execution order
     int unique_kernels = 0;         // identical kernels are emitted once
+    // Kernel calls that compute another kernel's result inside them instead
+    // of reading it from memory (passes/fuse_depth_first).
+    int depth_first_calls = 0;
 };
 
 // Picks a library backend for a cluster (node indices, anchor first), or

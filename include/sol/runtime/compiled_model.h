@@ -49,6 +49,11 @@ public:
     std::size_t kernel_calls() const { return steps_.size(); }
     std::size_t library_calls() const;  // steps run by a vendor library (dnn), not generated code
     int unique_kernels() const { return unique_kernels_; }
+    // Calls that compute another kernel's result inside them (depth-first
+    // fusion), and every per-call step's description in execution order
+    // ("concat + mul + add + relu + adaptive_avg_pool2d -> f32[1, 1024, 1, 1]  # origins").
+    int depth_first_calls() const { return depth_first_calls_; }
+    std::vector<std::string> kernel_descriptions() const;
     std::size_t workspace_bytes() const { return workspace_bytes_; }
     // Memory the model keeps between calls for parameter-derived values
     // (folded weights, constants), not counting library kernels' own copies.
@@ -129,6 +134,7 @@ private:
     std::size_t derived_bytes_ = 0;
     int tuned_calls_ = 0, measured_calls_ = 0;
     int unique_kernels_ = 0;
+    int depth_first_calls_ = 0;
 
     std::shared_mutex derived_mutex_;  // writers: the parameter stage
     bool has_parameter_stage_ = false;

@@ -88,7 +88,7 @@ void emit_conv2d(KernelBuilder& b) {
       << ", i3 = " << (pointwise ? "ow % " + std::to_string(out[3]) : "ow") << ";\n"
       << "        (void)i2; (void)i3;\n"
       << "        float v = acc[k][ow]" << (bias.empty() ? "" : " + " + bias + "[i1]") << ";\n"
-      << b.epilogue_and_store("v") << "    }\n"
+      << indent(b.epilogue_and_store("v"), 8) << "    }\n"
       << "}\n";
 }
 
@@ -116,7 +116,7 @@ void emit_linear(KernelBuilder& b) {
       << "#pragma omp simd reduction(+ : v)\n"
       << "    for (int64_t k = 0; k < K; ++k) v += xs[k] * ws[k];\n"
       << (bias.empty() ? "" : "    v += " + bias + "[i" + std::to_string(rank - 1) + "];\n")
-      << b.epilogue_and_store("v") << "}\n";
+      << indent(b.epilogue_and_store("v"), 4) << "}\n";
 }
 
 }  // namespace sol::codegen::cpu

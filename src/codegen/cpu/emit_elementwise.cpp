@@ -11,10 +11,16 @@ void emit_elementwise(KernelBuilder& b) {
     // A channel-blocked output is walked in its memory order: the lanes of a
     // block innermost, one vector per pixel.
     if (b.result().channel_block > 0) b.use_channel_block_loops(b.result().channel_block);
+    // One register of a block per pixel, when the chain has vector forms.
+    if (b.loop_block() > 0 && b.vectorizable_chain(0, false)) {
+        s << b.parallel_for(3, ir::element_count(out)) << b.open_channel_block_pixel_loops(out)
+          << indent(b.vector_chain_and_store(0, false), 4) << "}\n";
+        return;
+    }
     std::vector<std::string> operands;
     for (int input : b.anchor().inputs) operands.push_back(b.element(input));
     const std::string compute = "    " + b.value_type() + " v = " + b.elementwise_expression(b.anchor(), operands) +
-                                ";  // " + std::string(ir::name(b.anchor().op)) + "\n" + b.epilogue_and_store("v") +
+                                ";  // " + std::string(ir::name(b.anchor().op)) + "\n" + indent(b.epilogue_and_store("v"), 4) +
                                 "}\n";
     if (b.loop_block() > 0) {
         s << b.parallel_for(3, ir::element_count(out)) << b.open_channel_block_loops(out) << compute;

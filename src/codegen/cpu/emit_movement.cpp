@@ -52,7 +52,34 @@ void emit_blocked_channel_concat(KernelBuilder& b) {
     }
 }
 
+// A channel concat followed by an elementwise chain (depth-first fusion): one
+// pass reads each part and writes the chain's result; the concatenated
+// tensor is never stored. The parts share one layout (fuse_depth_first
+// checks), so one loop nest walks them through the part tables.
+void emit_channel_concat_with_chain(KernelBuilder& b) {
+    const ir::Node& concat = b.anchor();
+    const ir::Shape& out = b.result().shape;
+    const int block = b.source_block();
+    b.body << b.declare_concat_parts(concat);
+    if (block > 0) b.use_channel_block_loops(block);
+    if (block > 0 && b.vectorizable_chain(1, true)) {  // one register of a block per pixel
+        b.body << b.parallel_for(3, ir::element_count(out)) << b.open_channel_block_pixel_loops(out) << "    "
+               << b.vector_type() << " v = sol_vload<" << b.vector_type() << ">(&"
+               << b.concat_element(concat, {"i0", "i1", "i2", "i3"}, "c0", "0") << ");\n"
+               << indent(b.vector_chain_and_store(1, true), 4) << "}\n";
+        return;
+    }
+    if (block > 0) {
+        b.body << b.parallel_for(3, ir::element_count(out)) << b.open_channel_block_loops(out);
+    } else {
+        b.body << b.parallel_for(3, ir::element_count(out)) << b.open_loops(out, 0, 4) << "{\n";
+    }
+    b.body << "    float v = " << b.concat_element(concat, {"i0", "i1", "i2", "i3"}, block ? "c0" : "", block ? "c1" : "")
+           << ";\n" << indent(b.epilogue_and_store("v"), 4) << "}\n";
+}
+
 void emit_concat(KernelBuilder& b) {
+    if (b.has_epilogue()) return emit_channel_concat_with_chain(b);
     const ir::Shape& out = b.result().shape;
     const std::int64_t axis = b.anchor().attrs.get_int("axis");
     bool blocked = b.result().channel_block > 0;

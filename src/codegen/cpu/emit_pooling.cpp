@@ -49,18 +49,10 @@ std::int64_t window_size(const ir::Node& node) {
     return kernel.front() * kernel.back();
 }
 
-// Indents every line of `code` by `spaces`.
-std::string indent(const std::string& code, int spaces) {
-    std::string result, pad(spaces, ' ');
-    std::size_t start = 0;
-    while (start < code.size()) {
-        const std::size_t end = code.find('\n', start);
-        const std::string line = code.substr(start, end == std::string::npos ? std::string::npos : end - start + 1);
-        result += (line[0] == '#' ? "" : pad) + line;
-        if (end == std::string::npos) break;
-        start = end + 1;
-    }
-    return result;
+// The part tables of a concat the kernel reads through (depth-first fusion).
+std::string prologue_tables(KernelBuilder& b) {
+    const ir::Node& first = b.graph().nodes()[b.cluster().front()];
+    return b.has_prologue() && first.op == ir::Op::Concat ? b.declare_concat_parts(first) : "";
 }
 
 // Channel-blocked input (NCHW{B}c): each tap is one B-lane vector per output
@@ -69,22 +61,31 @@ void emit_blocked_pooling(KernelBuilder& b) {
     const ir::Node& node = b.anchor();
     const ir::Shape& in = b.input(0).shape;
     const ir::Shape& out = b.result().shape;
-    const int block = b.input(0).channel_block;
+    const int block = b.source_block();
     b.use_channel_block_loops(block);
-    const std::string x = b.pointer(node.inputs[0]);
     auto& s = b.body;
     s << "constexpr int64_t CB = " << in[1] / block << ", H = " << in[2] << ", W = " << in[3] << ", B = " << block
       << ";  // input: CB blocks of B channels\n"
-      << "constexpr int64_t OH = " << out[2] << ", OW = " << out[3] << ";  // output\n";
+      << "constexpr int64_t OH = " << out[2] << ", OW = " << out[3] << ";  // output\n"
+      << prologue_tables(b);
+    // The input's plane of block c0 of image i0, when it is read from memory.
+    const std::string plane =
+        b.has_prologue() ? ""
+                         : "    const float* __restrict__ plane = " + b.pointer(node.inputs[0]) +
+                               " + (i0 * CB + c0) * H * W * B;\n";
+    // The lane c1 of input pixel (ih, iw) of block c0.
+    auto tap = [&](const std::string& ih, const std::string& iw) {
+        return b.has_prologue() ? b.input_value({"i0", "(c0 * B + c1)", ih, iw}, "c0", "c1")
+                                : "plane[(" + ih + " * W + " + iw + ") * B + c1]";
+    };
     if (node.op == ir::Op::AdaptiveAvgPool2d) {
         s << b.parallel_for(2, ir::element_count(in)) << b.open_loops(out, 0, 1)
           << "for (int64_t c0 = 0; c0 < CB; ++c0)\n" << b.open_loops(out, 2, 4) << "{\n"
-          << "    const float* __restrict__ plane = " << x << " + (i0 * CB + c0) * H * W * B;\n"
-          << kAdaptiveWindow << "    float sum[B] = {};\n"
+          << plane << kAdaptiveWindow << "    float sum[B] = {};\n"
           << "    for (int64_t ih = h0; ih < h1; ++ih)\n"
           << "        for (int64_t iw = w0; iw < w1; ++iw)\n"
           << "#pragma omp simd\n"
-          << "            for (int64_t c1 = 0; c1 < B; ++c1) sum[c1] += plane[(ih * W + iw) * B + c1];\n"
+          << "            for (int64_t c1 = 0; c1 < B; ++c1) sum[c1] += " << tap("ih", "iw") << ";\n"
           << "    for (int64_t c1 = 0; c1 < B; ++c1) {\n"
           << "        const int64_t i1 = c0 * B + c1;\n"
           << "        (void)i1;\n"
@@ -96,20 +97,18 @@ void emit_blocked_pooling(KernelBuilder& b) {
     const bool max = node.op == ir::Op::MaxPool2d;
     s << window_constants(node, in, out)
       << b.parallel_for(3, ir::element_count(out) * window_size(node)) << b.open_loops(out, 0, 1)
-      << "for (int64_t c0 = 0; c0 < CB; ++c0)\n" << b.open_loops(out, 2, 3) << "{\n"
-      << "    const float* __restrict__ plane = " << x << " + (i0 * CB + c0) * H * W * B;\n"
+      << "for (int64_t c0 = 0; c0 < CB; ++c0)\n" << b.open_loops(out, 2, 3) << "{\n" << plane
       << "    float acc[OW][B];\n"
       << "    for (int64_t i3 = 0; i3 < OW; ++i3)\n"
       << "        for (int64_t c1 = 0; c1 < B; ++c1) acc[i3][c1] = " << (max ? "-INFINITY" : "0.0f") << ";\n"
       << "    for (int64_t kh = 0; kh < KH; ++kh) {\n"
       << "        const int64_t ih = i2 * SH - PH + kh * DH;\n"
       << "        if (ih < 0 || ih >= H) continue;\n"
-      << "        const float* __restrict__ row = plane + ih * W * B;\n"
       << "        for (int64_t kw = 0; kw < KW; ++kw)\n"
       << "            for (int64_t i3 = ow_lo[kw]; i3 < ow_hi[kw]; ++i3)\n"
       << "#pragma omp simd\n"
       << "                for (int64_t c1 = 0; c1 < B; ++c1) {\n"
-      << "                    const float candidate = row[(i3 * SW + kw * DW - PW) * B + c1];\n"
+      << "                    const float candidate = " << tap("ih", "(i3 * SW + kw * DW - PW)") << ";\n"
       << (max ? "                    acc[i3][c1] = sol_takes_max(candidate, acc[i3][c1]) ? candidate : acc[i3][c1];\n"
               : "                    acc[i3][c1] += candidate;\n")
       << "                }\n"
@@ -126,23 +125,30 @@ void emit_blocked_pooling(KernelBuilder& b) {
 }  // namespace
 
 void emit_pooling(KernelBuilder& b) {
-    if (b.input(0).channel_block > 0) return emit_blocked_pooling(b);
+    if (b.source_block() > 0) return emit_blocked_pooling(b);
     const ir::Node& node = b.anchor();
     const ir::Shape& in = b.input(0).shape;
     const ir::Shape& out = b.result().shape;
-    const std::string x = b.pointer(node.inputs[0]);
     auto& s = b.body;
     s << "constexpr int64_t C = " << in[1] << ", H = " << in[2] << ", W = " << in[3] << ";  // input\n"
-      << "constexpr int64_t OH = " << out[2] << ", OW = " << out[3] << ";  // output\n";
+      << "constexpr int64_t OH = " << out[2] << ", OW = " << out[3] << ";  // output\n"
+      << prologue_tables(b);
+    // The input's plane of channel i1 of image i0, when it is read from memory.
+    const std::string plane = b.has_prologue() ? ""
+                                               : "    const float* __restrict__ plane = " + b.pointer(node.inputs[0]) +
+                                                     " + (i0 * C + i1) * H * W;\n";
+    auto tap = [&](const std::string& ih, const std::string& iw) {
+        return b.has_prologue() ? b.input_value({"i0", "i1", ih, iw}) : "plane[" + ih + " * W + " + iw + "]";
+    };
 
     if (node.op == ir::Op::AdaptiveAvgPool2d) {
         s << b.parallel_for(4, ir::element_count(in)) << b.open_loops(out, 0, 4) << "{\n"
-          << "    const float* __restrict__ plane = " << x << " + (i0 * C + i1) * H * W;\n" << kAdaptiveWindow
+          << plane << kAdaptiveWindow
           << "    float sum = 0.0f;\n"
           << "    for (int64_t ih = h0; ih < h1; ++ih)\n"
-          << "        for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * W + iw];\n"
+          << "        for (int64_t iw = w0; iw < w1; ++iw) sum += " << tap("ih", "iw") << ";\n"
           << "    float v = sum / static_cast<float>((h1 - h0) * (w1 - w0));\n"
-          << b.epilogue_and_store("v") << "}\n";
+          << indent(b.epilogue_and_store("v"), 4) << "}\n";
         return;
     }
     // Max and average pooling compute one output row per iteration, like
@@ -152,25 +158,23 @@ void emit_pooling(KernelBuilder& b) {
     // match.
     const bool max = node.op == ir::Op::MaxPool2d;
     s << window_constants(node, in, out)
-      << b.parallel_for(3, ir::element_count(out) * window_size(node)) << b.open_loops(out, 0, 3) << "{\n"
-      << "    const float* __restrict__ plane = " << x << " + (i0 * C + i1) * H * W;\n"
+      << b.parallel_for(3, ir::element_count(out) * window_size(node)) << b.open_loops(out, 0, 3) << "{\n" << plane
       << "    float acc[OW];\n"
       << "    for (int64_t i3 = 0; i3 < OW; ++i3) acc[i3] = " << (max ? "-INFINITY" : "0.0f") << ";\n"
       << "    for (int64_t kh = 0; kh < KH; ++kh) {\n"
       << "        const int64_t ih = i2 * SH - PH + kh * DH;\n"
       << "        if (ih < 0 || ih >= H) continue;\n"
-      << "        const float* __restrict__ row = plane + ih * W;\n"
       << "        for (int64_t kw = 0; kw < KW; ++kw)\n"
       << "#pragma omp simd\n"
       << "            for (int64_t i3 = ow_lo[kw]; i3 < ow_hi[kw]; ++i3) {\n"
-      << "                const float candidate = row[i3 * SW + kw * DW - PW];\n"
+      << "                const float candidate = " << tap("ih", "(i3 * SW + kw * DW - PW)") << ";\n"
       << (max ? "                acc[i3] = sol_takes_max(candidate, acc[i3]) ? candidate : acc[i3];\n"
               : "                acc[i3] += candidate;\n")
       << "            }\n"
       << "    }\n"
       << "    for (int64_t i3 = 0; i3 < OW; ++i3) {\n";
     s << indent(max ? "float v = acc[i3];\n" : average(node, "acc[i3]"), 8);
-    s << b.epilogue_and_store("v") << "    }\n"
+    s << indent(b.epilogue_and_store("v"), 8) << "    }\n"
       << "}\n";
 }
 

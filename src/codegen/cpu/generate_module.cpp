@@ -14,8 +14,9 @@
 namespace sol::codegen::cpu {
 namespace {
 
-// Node indices per cluster, anchor first, in the order kernels must run
-// (a cluster runs where its last node stood).
+// Node indices per cluster in graph order (a depth-first prologue, the anchor,
+// its chain; see anchor_position), in the order kernels must run (a cluster
+// runs where its last node stood).
 std::vector<std::vector<int>> clusters_in_execution_order(const ir::Graph& graph) {
     std::map<int, std::vector<int>> members;
     for (std::size_t i = 0; i < graph.nodes().size(); ++i) {
@@ -111,6 +112,8 @@ GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target,
                             " kernel given a channel-blocked operand");
         KernelBuilder builder(graph, cluster, target);
         const std::string name = emit_function(builder);
+        if (builder.has_prologue() || (builder.anchor().op == ir::Op::Concat && builder.has_epilogue()))
+            ++module.depth_first_calls;
         KernelCall call;
         call.function = name;
         call.nodes = cluster;

@@ -26,6 +26,19 @@ std::string literal(double value, ir::DType dtype) {
     return "(" + result + "f)";
 }
 
+std::string indent(const std::string& code, int spaces) {
+    std::string result, pad(spaces, ' ');
+    std::size_t start = 0;
+    while (start < code.size()) {
+        const std::size_t end = code.find('\n', start);
+        const std::string line = code.substr(start, end == std::string::npos ? std::string::npos : end - start + 1);
+        result += (line[0] == '#' ? "" : pad) + line;
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    return result;
+}
+
 std::string column_ranges(std::int64_t W, std::int64_t OW, std::int64_t KW, std::int64_t SW, std::int64_t PW,
                           std::int64_t DW) {
     auto ceil_div = [](std::int64_t a, std::int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); };
@@ -41,8 +54,86 @@ std::string column_ranges(std::int64_t W, std::int64_t OW, std::int64_t KW, std:
            "] = {" + hi + "};\n";
 }
 
+std::size_t anchor_position(const ir::Graph& graph, const std::vector<int>& cluster) {
+    for (std::size_t k = cluster.size(); k-- > 0;) {
+        const ir::Node& node = graph.nodes()[cluster[k]];
+        const bool channel_concat = node.op == ir::Op::Concat && node.attrs.get_int("axis") == 1;
+        if (!ir::has_trait(node.op, ir::Elementwise) && !channel_concat) return k;
+    }
+    return 0;
+}
+
 KernelBuilder::KernelBuilder(const ir::Graph& graph, std::vector<int> cluster, const CpuTarget& target)
-    : graph_(graph), cluster_(std::move(cluster)), target_(target) {}
+    : graph_(graph), cluster_(std::move(cluster)), target_(target), anchor_position_(anchor_position(graph_, cluster_)) {}
+
+int KernelBuilder::source_block() const {
+    const ir::Node& first = graph_.nodes()[cluster_.front()];
+    if (has_prologue() && first.op == ir::Op::Concat) return graph_.tensor(first.inputs.front()).channel_block;
+    return input(0).channel_block;
+}
+
+std::string KernelBuilder::declare_concat_parts(const ir::Node& concat) {
+    const ir::Shape& shape = graph_.tensor(concat.output).shape;
+    const std::int64_t plane = shape[2] * shape[3];
+    const int block = graph_.tensor(concat.inputs.front()).channel_block;
+    const std::int64_t unit = block > 0 ? block : 1;  // channels per table entry
+    std::string bases, images;
+    for (int part : concat.inputs) {
+        const ir::Tensor& t = graph_.tensor(part);
+        const std::string p = pointer(part);
+        for (std::int64_t u = 0; u < t.shape[1] / unit; ++u) {
+            bases += (bases.empty() ? "" : ", ") + (u == 0 ? p : p + " + " + std::to_string(u * unit * plane));
+            images += (images.empty() ? "" : ", ") + std::to_string(t.shape[1] * plane);
+        }
+    }
+    const std::string units = std::to_string(shape[1] / unit);
+    return "// The concatenated tensor is never stored: each " + std::string(block > 0 ? "channel block" : "channel") +
+           " is read from its part.\n"
+           "const float* const part_base[" + units + "] = {" + bases + "};\n"
+           "static constexpr int64_t part_image[" + units + "] = {" + images + "};\n";
+}
+
+std::string KernelBuilder::concat_element(const ir::Node& concat, const std::vector<std::string>& index,
+                                          const std::string& block, const std::string& lane) const {
+    const ir::Shape& shape = graph_.tensor(concat.output).shape;
+    const std::int64_t b = graph_.tensor(concat.inputs.front()).channel_block;
+    const std::string pixel = "(" + index[2] + ")*" + std::to_string(shape[3]) + " + " + index[3];
+    if (b == 0)
+        return "part_base[" + index[1] + "][" + index[0] + "*part_image[" + index[1] + "] + " + pixel + "]";
+    const std::string u = block.empty() ? "(" + index[1] + ") / " + std::to_string(b) : block;
+    const std::string l = lane.empty() ? "(" + index[1] + ") % " + std::to_string(b) : lane;
+    return "part_base[" + u + "][" + index[0] + "*part_image[" + u + "] + (" + pixel + ")*" + std::to_string(b) +
+           (l == "0" ? "" : " + " + l) + "]";
+}
+
+std::string KernelBuilder::input_value(const std::vector<std::string>& index, const std::string& block,
+                                       const std::string& lane) {
+    // Any operand at `index`, broadcast from the right as in the graph.
+    auto load = [&](int tensor_id) {
+        const ir::Tensor& t = graph_.tensor(tensor_id);
+        if (t.kind == ir::TensorKind::Constant) return literal(t.value, t.dtype);
+        const std::size_t shift = index.size() - t.shape.size();
+        std::vector<std::string> at;
+        for (std::size_t d = 0; d < t.shape.size(); ++d) at.push_back(t.shape[d] == 1 ? "0" : index[d + shift]);
+        const bool named = !block.empty() && shift == 0 && t.channel_block == source_block();
+        return pointer(tensor_id) + "[" + layout_offset(t, at, named ? block : "", named ? lane : "") + "]";
+    };
+    if (!has_prologue()) return load(anchor().inputs[0]);
+    std::string value;
+    int running = -1;
+    for (std::size_t k = 0; k < anchor_position_; ++k) {
+        const ir::Node& node = graph_.nodes()[cluster_[k]];
+        if (node.op == ir::Op::Concat) {
+            value = concat_element(node, index, block, lane);
+        } else {
+            std::vector<std::string> operands;
+            for (int input : node.inputs) operands.push_back(input == running ? value : load(input));
+            value = elementwise_expression(node, operands);
+        }
+        running = node.output;
+    }
+    return value;
+}
 
 std::string KernelBuilder::value_type() const { return std::string(ir::c_type(result().dtype)); }
 
@@ -148,8 +239,8 @@ std::string KernelBuilder::elementwise_expression(const ir::Node& node,
 
 std::string KernelBuilder::epilogue_and_store(const std::string& value) {
     std::string code;
-    int running = graph_.nodes()[cluster_.front()].output;
-    for (std::size_t k = 1; k < cluster_.size(); ++k) {
+    int running = anchor().output;
+    for (std::size_t k = anchor_position_ + 1; k < cluster_.size(); ++k) {
         const ir::Node& node = graph_.nodes()[cluster_[k]];
         std::vector<std::string> operands;
         for (int input : node.inputs) operands.push_back(input == running ? value : element(input));

@@ -20,14 +20,43 @@
 
 namespace sol::codegen::cpu {
 
+// Position of the anchor in a cluster (node indices in order): the op whose
+// emitter writes the loops. Nodes before it are its prologue (a channel
+// concat and/or elementwise nodes computed at each element the anchor reads,
+// see passes/fuse_depth_first), nodes after it the epilogue chain. The last
+// node that is neither elementwise nor a channel concat, else the first.
+std::size_t anchor_position(const ir::Graph& graph, const std::vector<int>& cluster);
+
 class KernelBuilder {
 public:
-    // `cluster` holds node indices: the anchor first, then its fused chain.
+    // `cluster` holds node indices in order: prologue, anchor, epilogue chain.
     KernelBuilder(const ir::Graph& graph, std::vector<int> cluster, const CpuTarget& target);
 
     const ir::Graph& graph() const { return graph_; }
     const CpuTarget& target() const { return target_; }
-    const ir::Node& anchor() const { return graph_.nodes()[cluster_.front()]; }
+    const ir::Node& anchor() const { return graph_.nodes()[cluster_[anchor_position_]]; }
+    bool has_prologue() const { return anchor_position_ > 0; }
+    bool has_epilogue() const { return anchor_position_ + 1 < cluster_.size(); }
+    const std::vector<int>& cluster() const { return cluster_; }
+    // Channel blocking of the values the anchor reads from memory: the parts'
+    // of a concat prologue, else the anchor's input 0's.
+    int source_block() const;
+    // The anchor's input 0 at `index` (n, c, h, w expressions), computed by
+    // the prologue from what it reads (a concat's parts, the chain's side
+    // operands). `block`/`lane` name the channel's block and lane when the
+    // loops walk source_block() blocks. Needs declare_concat_parts() first
+    // when the prologue starts with a concat.
+    std::string input_value(const std::vector<std::string>& index, const std::string& block = "",
+                            const std::string& lane = "");
+    // For a channel concat whose parts share one layout: declares
+    // `part_base[u]` (the first element of channel unit u of image 0; a
+    // unit is a block of the parts' blocking, or one channel) and
+    // `part_image[u]` (the part's elements per image).
+    std::string declare_concat_parts(const ir::Node& concat);
+    // The concat's element at `index` (blocked: `block`/`lane` name it) from
+    // those tables.
+    std::string concat_element(const ir::Node& concat, const std::vector<std::string>& index,
+                               const std::string& block = "", const std::string& lane = "") const;
     const ir::Tensor& input(std::size_t index) const { return graph_.tensor(anchor().inputs[index]); }
     const ir::Tensor& result() const { return graph_.tensor(graph_.nodes()[cluster_.back()].output); }
     std::string value_type() const;  // C type of the result
@@ -58,6 +87,21 @@ public:
     // Opens `for (int64_t iD = 0; iD < extent; ++iD)` for dimensions [first, last).
     std::string open_loops(const ir::Shape& shape, std::size_t first, std::size_t last) const;
 
+    // Explicit vector code (vector_code.cpp) for loops over the pixels of
+    // channel blocks, one register of lanes (use_channel_block_loops' block)
+    // per iteration: the prologue's sol_f32x16 / sol_f32x8.
+    std::string vector_type() const;  // "" for blocks without a register type
+    // Opens loops i0, c0, i2, i3 (no lane loop); the caller closes the brace.
+    std::string open_channel_block_pixel_loops(const ir::Shape& shape) const;
+    // Whether the cluster's nodes from position `first` on all have vector
+    // forms with operands that are one register each (a load of the block, a
+    // per-channel parameter, a broadcast scalar). `reads_running`: the node at
+    // `first` reads a register `v` the caller computed (the previous node's
+    // result) instead of loading it.
+    bool vectorizable_chain(std::size_t first, bool reads_running);
+    // Statements computing those nodes into register `v` and storing it.
+    std::string vector_chain_and_store(std::size_t first, bool reads_running);
+
     std::ostringstream body;
 
     // The kernel function, named `name`, reading the registered pointers.
@@ -66,9 +110,14 @@ public:
     std::string description() const;     // "conv2d + relu" with shapes
 
 private:
+    std::string vector_operand(int tensor_id);
+    std::vector<std::string> vector_operands(std::size_t position, const std::string& running);
+    std::string vector_expression(const ir::Node& node, const std::vector<std::string>& operands) const;
+
     const ir::Graph& graph_;
     std::vector<int> cluster_;
     CpuTarget target_;
+    std::size_t anchor_position_ = 0;
     std::vector<int> read_tensors_;
     int loop_block_ = 0;
 };
@@ -81,6 +130,9 @@ std::string literal(double value, ir::DType dtype);
 // are derived from index[1]).
 std::string layout_offset(const ir::Tensor& t, const std::vector<std::string>& index, const std::string& block = "",
                           const std::string& lane = "");
+
+// Indents every line of `code` by `spaces` (preprocessor lines stay in column 0).
+std::string indent(const std::string& code, int spaces);
 
 // Declares `ow_lo[KW]` and `ow_hi[KW]`: for each kernel column kw, the output
 // columns [lo, hi) whose input column ow*SW + kw*DW - PW lies in [0, W), so

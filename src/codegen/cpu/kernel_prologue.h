@@ -26,3 +26,28 @@ static inline float sol_hardswish(float x) { return x * sol_clamp(x + 3.0f, 0.0f
 static inline float sol_rsqrt(float x) { return 1.0f / std::sqrt(x); }
 // Max pooling keeps the first NaN it meets, as PyTorch does.
 static inline bool sol_takes_max(float candidate, float best) { return candidate > best || std::isnan(candidate); }
+
+// Explicit SIMD for kernels walking channel blocks (NCHW16c, NCHW8c): one
+// block of a pixel is one register of lanes. The vector extensions of
+// GCC/Clang compile these to the ISA the module is built for (the host's,
+// detected at run time: one zmm on AVX-512 for 16 floats, one ymm on AVX2 for
+// 8). Same NaN rules as the scalar helpers above.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"  // static inline helpers: no calls across an ABI boundary
+#endif
+typedef float sol_f32x16 __attribute__((vector_size(64)));
+typedef float sol_f32x8 __attribute__((vector_size(32)));
+template <typename V> static inline V sol_vload(const float* p) {
+    V v;
+    std::memcpy(&v, p, sizeof v);  // unaligned load (vmovups)
+    return v;
+}
+template <typename V> static inline void sol_vstore(float* p, V v) { std::memcpy(p, &v, sizeof v); }
+template <typename V> static inline V sol_vsplat(float x) { return V{} + x; }
+template <typename V> static inline V sol_vrelu(V x) { return x < 0.0f ? V{} : x; }
+template <typename V> static inline V sol_vclamp(V x, float lo, float hi) {
+    x = x < lo ? sol_vsplat<V>(lo) : x;
+    return x > hi ? sol_vsplat<V>(hi) : x;
+}
+template <typename V> static inline V sol_vhardsigmoid(V x) { return sol_vclamp(x + 3.0f, 0.0f, 6.0f) / 6.0f; }
+template <typename V> static inline V sol_vhardswish(V x) { return x * sol_vclamp(x + 3.0f, 0.0f, 6.0f) / 6.0f; }

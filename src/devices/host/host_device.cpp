@@ -9,6 +9,7 @@
 #include "sol/codegen/cpu/generate_module.h"
 #include "sol/log.h"
 #include "sol/passes/assign_layouts.h"
+#include "sol/passes/fuse_depth_first.h"
 #ifdef SOL_HAVE_DNNL
 #include <oneapi/dnnl/dnnl_version.h>
 
@@ -105,6 +106,14 @@ public:
         };
         const int blocked = passes::assign_layouts(graph, blocks, accepts, check);
         log::debug(std::to_string(blocked) + " tensors channel-blocked");
+        // After the layouts: the merged kernel reads the producer's operands
+        // as they are laid out. SOL_DEPTH_FIRST=off keeps every kernel's
+        // result in memory, for comparisons.
+        const char* depth_first = std::getenv("SOL_DEPTH_FIRST");
+        if (depth_first != nullptr && std::string(depth_first) == "off") return;
+        const int merged = passes::fuse_depth_first(
+            graph, [&](const ir::Graph& g, const std::vector<int>& cluster) { return backend(g, cluster) != "dnn"; });
+        log::debug(std::to_string(merged) + " kernels computed inside their reader's kernel (depth-first)");
     }
 
     codegen::GeneratedModule generate(const ir::Graph& graph) override {

@@ -1,0 +1,102 @@
+// Explicit vector code for kernels that walk channel blocks: the fused
+// elementwise chain computed on one register of lanes per pixel (see the
+// sol_f32x{16,8} types of the kernel prologue), where every op has a vector
+// form and every operand is one register load, a broadcast or a literal.
+// Otherwise emitters keep their scalar loop over the lanes (`omp simd`).
+#include "kernel_builder.h"
+
+namespace sol::codegen::cpu {
+
+std::string KernelBuilder::vector_type() const {
+    if (loop_block_ == 16) return "sol_f32x16";
+    if (loop_block_ == 8) return "sol_f32x8";
+    return "";
+}
+
+std::string KernelBuilder::vector_operand(int tensor_id) {
+    const ir::Tensor& t = graph_.tensor(tensor_id);
+    const std::string V = vector_type();
+    if (t.dtype != ir::DType::Float32) return "";
+    if (t.kind == ir::TensorKind::Constant) return "sol_vsplat<" + V + ">(" + literal(t.value, t.dtype) + ")";
+    if (ir::element_count(t.shape) == 1) return "sol_vsplat<" + V + ">(" + pointer(tensor_id) + "[0])";
+    // t is broadcast against the rank-4 output from the right; its lanes must
+    // be channels of its own.
+    const ir::Shape& out = result().shape;
+    const std::size_t shift = out.size() - t.shape.size();
+    if (shift > 1 || t.shape[1 - shift] != out[1]) return "";
+    std::vector<std::string> index;
+    bool channels_only = true;
+    for (std::size_t d = 0; d < t.shape.size(); ++d) {
+        const std::size_t axis = d + shift;
+        if (axis != 1 && t.shape[d] != 1) channels_only = false;
+        index.push_back(t.shape[d] == 1 ? "0" : axis == 1 ? "c0 * " + std::to_string(loop_block_) : "i" + std::to_string(axis));
+    }
+    // Blocked like the loops: the block's lanes are contiguous.
+    if (shift == 0 && t.channel_block == loop_block_)
+        return "sol_vload<" + V + ">(" + pointer(tensor_id) + " + " + layout_offset(t, index, "c0", "0") + ")";
+    // Row-major with channels the only dimension that is not broadcast (a
+    // [C] or [1, C, 1, 1] parameter): the block's channels are contiguous.
+    if (t.channel_block == 0 && channels_only)
+        return "sol_vload<" + V + ">(" + pointer(tensor_id) + " + " + layout_offset(t, index) + ")";
+    return "";
+}
+
+std::string KernelBuilder::vector_expression(const ir::Node& node, const std::vector<std::string>& x) const {
+    const std::string V = vector_type();
+    switch (node.op) {
+        case ir::Op::Add: return "(" + x[0] + " + " + x[1] + ")";
+        case ir::Op::Sub: return "(" + x[0] + " - " + x[1] + ")";
+        case ir::Op::Mul: return "(" + x[0] + " * " + x[1] + ")";
+        case ir::Op::Div: return "(" + x[0] + " / " + x[1] + ")";
+        case ir::Op::Neg: return "(-" + x[0] + ")";
+        case ir::Op::Relu: return "sol_vrelu(" + x[0] + ")";
+        case ir::Op::Hardswish: return "sol_vhardswish(" + x[0] + ")";
+        case ir::Op::Hardsigmoid: return "sol_vhardsigmoid(" + x[0] + ")";
+        case ir::Op::Clamp:
+            return "sol_vclamp(" + x[0] + ", " + literal(node.attrs.get_float("min"), ir::DType::Float32) + ", " +
+                   literal(node.attrs.get_float("max"), ir::DType::Float32) + ")";
+        default: return "";  // no vector form here: the scalar lane loop computes it
+    }
+}
+
+std::vector<std::string> KernelBuilder::vector_operands(std::size_t k, const std::string& running) {
+    const ir::Node& node = graph_.nodes()[cluster_[k]];
+    const int previous = k > 0 ? graph_.nodes()[cluster_[k - 1]].output : -1;
+    std::vector<std::string> operands;
+    for (int input : node.inputs) operands.push_back(!running.empty() && input == previous ? running : vector_operand(input));
+    return operands;
+}
+
+bool KernelBuilder::vectorizable_chain(std::size_t first, bool reads_running) {
+    if (vector_type().empty() || result().dtype != ir::DType::Float32 || result().channel_block != loop_block_)
+        return false;
+    for (std::size_t k = first; k < cluster_.size(); ++k) {
+        if (graph_.tensor(graph_.nodes()[cluster_[k]].output).dtype != ir::DType::Float32) return false;
+        const std::vector<std::string> operands = vector_operands(k, k > first || reads_running ? "v" : "");
+        for (const std::string& operand : operands)
+            if (operand.empty()) return false;
+        if (vector_expression(graph_.nodes()[cluster_[k]], operands).empty()) return false;
+    }
+    return true;
+}
+
+std::string KernelBuilder::vector_chain_and_store(std::size_t first, bool reads_running) {
+    std::string code;
+    for (std::size_t k = first; k < cluster_.size(); ++k) {
+        const ir::Node& node = graph_.nodes()[cluster_[k]];
+        const bool declares = k == first && !reads_running;
+        code += (declares ? vector_type() + " v" : std::string("v")) + " = " +
+                vector_expression(node, vector_operands(k, declares ? "" : "v")) + ";  // " +
+                std::string(ir::name(node.op)) + "\n";
+    }
+    return code + "sol_vstore(out + " + layout_offset(result(), {"i0", "c0", "i2", "i3"}, "c0", "0") + ", v);\n";
+}
+
+std::string KernelBuilder::open_channel_block_pixel_loops(const ir::Shape& shape) const {
+    return "for (int64_t i0 = 0; i0 < " + std::to_string(shape[0]) + "; ++i0)\n" +
+           "for (int64_t c0 = 0; c0 < " + std::to_string(shape[1] / loop_block_) + "; ++c0)\n" +
+           "for (int64_t i2 = 0; i2 < " + std::to_string(shape[2]) + "; ++i2)\n" +
+           "for (int64_t i3 = 0; i3 < " + std::to_string(shape[3]) + "; ++i3) {\n";
+}
+
+}  // namespace sol::codegen::cpu
