@@ -58,6 +58,12 @@ class Graph:
 
 def op_names() -> list[str]: ...
 
+def run_training_passes(graph: Graph, wrt: Sequence[str], differentiable_outputs: int) -> tuple[Graph, Graph, int, list[str]]:
+    """Simplify, differentiate the first `differentiable_outputs` outputs (-1: all) with respect to the
+    named parameters/inputs and fuse: (forward graph whose outputs are the graph's own then the saved
+    activations, backward graph whose inputs are "grad:<k>", "saved:<k>" or forward input names, number
+    of the graph's own outputs, the name each backward output is the gradient of)."""
+
 def run_passes(graph: Graph) -> Graph:
     """The optimization pipeline (verify, canonicalize, fold, fuse, ...) on a copy.
     SOL_LOG=debug prints the graph after each pass on stderr."""

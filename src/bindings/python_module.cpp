@@ -119,6 +119,14 @@ NB_MODULE(_core, m) {
         return optimized;
     });
 
+    // (forward graph, backward graph, model outputs, gradient_of): see passes/autodiff.h.
+    m.def("run_training_passes", [](const ir::Graph& graph, const std::vector<std::string>& wrt, int differentiable_outputs) {
+        ir::Graph simplified = graph;
+        passes::DifferentiatedGraphs graphs = passes::run_training_pipeline(simplified, wrt, differentiable_outputs);
+        return nb::make_tuple(std::move(graphs.forward), std::move(graphs.backward), graphs.model_outputs,
+                              graphs.gradient_of);
+    });
+
     nb::class_<runtime::CompiledModel>(m, "CompiledModel")
         .def_prop_ro("input_names", [](const runtime::CompiledModel& c) { return names_of(c.inputs()); })
         .def_prop_ro("parameter_names", [](const runtime::CompiledModel& c) { return names_of(c.parameters()); })

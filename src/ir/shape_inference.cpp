@@ -253,6 +253,39 @@ TensorType infer_type(Op op, const std::vector<const Tensor*>& in, const Attribu
         case Op::LogSoftmax:
             normalize_axis(attrs.get_int("axis"), in[0]->shape.size());
             return {in[0]->shape, in[0]->dtype};
+        case Op::Conv2dBackwardData: {  // (dy, w): the forward conv of input_shape must give dy
+            Tensor x;
+            x.shape = attrs.get_ints("input_shape");
+            if (infer_conv2d({&x, in[1]}, attrs).shape != in[0]->shape)
+                fail("gradient " + describe(*in[0]) + " does not match a convolution of " + to_string(x.shape));
+            return {x.shape, DType::Float32};
+        }
+        case Op::Conv2dBackwardWeight: {  // (dy, x)
+            Tensor w;
+            w.shape = attrs.get_ints("weight_shape");
+            if (infer_conv2d({in[1], &w}, attrs).shape != in[0]->shape)
+                fail("gradient " + describe(*in[0]) + " does not match a convolution with weight " + to_string(w.shape));
+            return {w.shape, DType::Float32};
+        }
+        case Op::MaxPool2dBackward:  // (dy, x)
+        case Op::AvgPool2dBackward:
+        case Op::AdaptiveAvgPool2dBackward: {
+            Tensor x;
+            x.shape = op == Op::MaxPool2dBackward ? in[1]->shape : Shape(attrs.get_ints("input_shape"));
+            const Op forward = op == Op::MaxPool2dBackward ? Op::MaxPool2d
+                               : op == Op::AvgPool2dBackward ? Op::AvgPool2d
+                                                             : Op::AdaptiveAvgPool2d;
+            if (infer_pool(forward, x, attrs).shape != in[0]->shape)
+                fail("gradient " + describe(*in[0]) + " does not match a pooling of " + to_string(x.shape));
+            return {x.shape, DType::Float32};
+        }
+        case Op::Expand: {
+            const Shape shape = attrs.get_ints("shape");
+            if (broadcast_shapes(in[0]->shape, shape) != shape)
+                fail("cannot expand " + describe(*in[0]) + " to " + to_string(shape));
+            return {shape, in[0]->dtype};
+        }
+        case Op::ReluGrad:
         case Op::Add:
         case Op::Sub:
         case Op::Mul:

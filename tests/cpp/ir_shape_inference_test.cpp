@@ -55,7 +55,28 @@ Example infer_example(Op op) {
         case Op::Add:
         case Op::Sub:
         case Op::Mul:
+        case Op::ReluGrad:
         case Op::Div: out = g.add_node(op, {x2, g.add_input("row", {1, 5}, DType::Float32)}, {}, ""); break;
+        case Op::Expand: out = g.add_node(op, {g.add_input("row", {1, 5}, DType::Float32)}, attrs({{"shape", Ints{4, 5}}}), ""); break;
+        case Op::Conv2dBackwardData:  // the gradient of conv2d's example: dy [2, 6, 8, 8], w [6, 4, 3, 3], pad 1
+            out = g.add_node(op, {g.add_input("dy", {2, 6, 8, 8}, DType::Float32), g.add_parameter("w", {6, 4, 3, 3}, DType::Float32)},
+                             attrs({{"padding", Ints{1, 1}}, {"input_shape", Ints{2, 4, 8, 8}}}), "");
+            break;
+        case Op::Conv2dBackwardWeight:
+            out = g.add_node(op, {g.add_input("dy", {2, 6, 8, 8}, DType::Float32), x4},
+                             attrs({{"padding", Ints{1, 1}}, {"weight_shape", Ints{6, 4, 3, 3}}}), "");
+            break;
+        case Op::MaxPool2dBackward:
+            out = g.add_node(op, {g.add_input("dy", {2, 4, 4, 4}, DType::Float32), x4}, attrs({{"kernel", Ints{2, 2}}}), "");
+            break;
+        case Op::AvgPool2dBackward:
+            out = g.add_node(op, {g.add_input("dy", {2, 4, 4, 4}, DType::Float32)},
+                             attrs({{"kernel", Ints{2, 2}}, {"input_shape", Ints{2, 4, 8, 8}}}), "");
+            break;
+        case Op::AdaptiveAvgPool2dBackward:
+            out = g.add_node(op, {g.add_input("dy", {2, 4, 1, 3}, DType::Float32)},
+                             attrs({{"output_size", Ints{1, 3}}, {"input_shape", Ints{2, 4, 8, 8}}}), "");
+            break;
         case Op::MaxPool2d:
         case Op::AvgPool2d: out = g.add_node(op, {x4}, attrs({{"kernel", Ints{2, 2}}}), ""); break;
         case Op::AdaptiveAvgPool2d: out = g.add_node(op, {x4}, attrs({{"output_size", Ints{1, 3}}}), ""); break;
@@ -93,6 +114,12 @@ TEST(ShapeInference, EveryOpOfTheTableHasAValidExample) {
         {Op::Concat, {{9, 5}, DType::Float32}},             {Op::Softmax, {{3, 5}, DType::Float32}},
         {Op::LogSoftmax, {{3, 5}, DType::Float32}},         {Op::Slice, {{2, 2, 8, 8}, DType::Float32}},
         {Op::Mean, {{2, 4}, DType::Float32}},               {Op::Sum, {{1, 5}, DType::Int64}},
+        {Op::ReluGrad, {{3, 5}, DType::Float32}},           {Op::Expand, {{4, 5}, DType::Float32}},
+        {Op::Conv2dBackwardData, {{2, 4, 8, 8}, DType::Float32}},
+        {Op::Conv2dBackwardWeight, {{6, 4, 3, 3}, DType::Float32}},
+        {Op::MaxPool2dBackward, {{2, 4, 8, 8}, DType::Float32}},
+        {Op::AvgPool2dBackward, {{2, 4, 8, 8}, DType::Float32}},
+        {Op::AdaptiveAvgPool2dBackward, {{2, 4, 8, 8}, DType::Float32}},
     };
     ASSERT_EQ(expected.size(), ir::kOpCount) << "a new op needs an example here";
     for (const ir::OpInfo& row : ir::kOpTable) {

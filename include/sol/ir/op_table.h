@@ -20,6 +20,13 @@ enum Trait : std::uint32_t {
 };
 
 // X(enum name, text name, min inputs, max inputs (-1: any), traits)
+// Gradient ops (made by passes/autodiff): relu_grad(dy, y) = y > 0 ? dy : 0,
+// PyTorch's ReLU backward; expand{shape}(x) broadcasts x to `shape` (the
+// backward of a reduction); conv2d_backward_data(dy, w){conv attributes,
+// input_shape} and conv2d_backward_weight(dy, x){conv attributes,
+// weight_shape}; max_pool2d_backward(dy, x), avg_pool2d_backward(dy) and
+// adaptive_avg_pool2d_backward(dy) with the forward pool's attributes and
+// input_shape.
 #define SOL_OP_TABLE(X)                                                              \
     X(Conv2d, "conv2d", 2, 3, Contraction | FloatOnly)                               \
     X(Linear, "linear", 2, 3, Contraction | FloatOnly)                               \
@@ -44,6 +51,13 @@ enum Trait : std::uint32_t {
     X(Sub, "sub", 2, 2, Elementwise)                                                 \
     X(Mul, "mul", 2, 2, Elementwise)                                                 \
     X(Div, "div", 2, 2, Elementwise)                                                 \
+    X(ReluGrad, "relu_grad", 2, 2, Elementwise | FloatOnly)                          \
+    X(Expand, "expand", 1, 1, Elementwise)                                           \
+    X(Conv2dBackwardData, "conv2d_backward_data", 2, 2, Contraction | FloatOnly)     \
+    X(Conv2dBackwardWeight, "conv2d_backward_weight", 2, 2, Contraction | FloatOnly) \
+    X(MaxPool2dBackward, "max_pool2d_backward", 2, 2, FloatOnly)                     \
+    X(AvgPool2dBackward, "avg_pool2d_backward", 1, 1, FloatOnly)                     \
+    X(AdaptiveAvgPool2dBackward, "adaptive_avg_pool2d_backward", 1, 1, FloatOnly)    \
     X(MaxPool2d, "max_pool2d", 1, 1, Pooling | FloatOnly)                            \
     X(AvgPool2d, "avg_pool2d", 1, 1, Pooling | FloatOnly)                            \
     X(AdaptiveAvgPool2d, "adaptive_avg_pool2d", 1, 1, Pooling | FloatOnly)           \
@@ -78,7 +92,7 @@ inline constexpr OpInfo kOpTable[] = {
 };
 
 inline constexpr std::size_t kOpCount = sizeof(kOpTable) / sizeof(kOpTable[0]);
-static_assert(kOpCount == 34, "op table changed: update shape rules, emitters and tests");
+static_assert(kOpCount == 41, "op table changed: update shape rules, emitters and tests");
 
 constexpr const OpInfo& info(Op op) { return kOpTable[static_cast<std::size_t>(op)]; }
 constexpr bool has_trait(Op op, Trait trait) { return (info(op).traits & trait) != 0; }

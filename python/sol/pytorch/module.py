@@ -57,6 +57,21 @@ class _Compiled:
     refresh_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+@dataclass
+class _TrainingPair:
+    """The two compiled models of a training step (passes/autodiff): `forward` returns the model's
+    outputs, then the activations `backward` reads; `backward` takes the output gradients and those
+    activations and returns the gradients named in `gradient_of`."""
+
+    forward: _Compiled
+    backward: _Compiled
+    model_outputs: int
+    gradient_of: list[str]
+    # Per backward input: ("grad", k) the gradient of model output k, ("saved", k) forward output k,
+    # ("input", i) forward() argument i.
+    backward_sources: list[tuple[str, int]]
+
+
 class _Engine:
     """SolModule's non-Module state. Kept in a plain object so nn.Module does not
     register the fx GraphModule (its parameters would appear twice in state_dict)."""
@@ -153,24 +168,62 @@ class SolModule(torch.nn.Module):
         engine = self._sol
         logger.debug("building %s for inputs %s on %s:%d", type(engine.graph_module).__name__, shapes, device.name, index)
         graph, parameter_names = build_graph(engine.graph_module, shapes, [engine.dtype] * len(shapes))
-        optimized = core().run_passes(graph)
-        model = core().compile(optimized, device.name, index, engine.autotuning, torch.get_num_threads())
-        logger.debug("compiled for %s:%d: %s", device.name, index, model.source_path)
+        return self._entry(core().run_passes(graph), parameter_names, device, index)
 
+    def _entry(self, graph: Any, parameter_names: list[str], device: sol_device.Device, index: int,
+               input_names: list[str] | None = None) -> _Compiled:
+        """Compile an optimized graph. `input_names`: what the graph's inputs may be named (default:
+        forward()'s arguments); input_order then indexes that list."""
+        engine = self._sol
+        model = core().compile(graph, device.name, index, engine.autotuning, torch.get_num_threads())
+        logger.debug("compiled for %s:%d: %s", device.name, index, model.source_path)
+        known_inputs = engine.input_names if input_names is None else input_names
         unknown = [name for name in model.parameter_names if name not in parameter_names]
         if unknown:
             raise RuntimeError(f"SOL internal error: the compiled model asks for unknown parameters {unknown}")
-        missing_inputs = [name for name in model.input_names if name not in engine.input_names]
+        missing_inputs = [name for name in model.input_names if name not in known_inputs]
         if missing_inputs:
             raise RuntimeError(f"SOL internal error: the compiled model asks for unknown inputs {missing_inputs}")
         return _Compiled(
             model=model,
             parameter_names=list(model.parameter_names),
             parameter_slots=[self._slot(name) for name in model.parameter_names],
-            input_order=[engine.input_names.index(name) for name in model.input_names],
+            input_order=[known_inputs.index(name) for name in model.input_names],
             output_shapes=[list(shape) for shape in model.output_shapes],
             output_dtypes=[torch_dtype(name) for name in model.output_dtypes],
         )
+
+    def _training_pair_for(self, shapes: Shapes, wrt: tuple[str, ...], device: sol_device.Device,
+                           index: int) -> _TrainingPair:
+        """The compiled forward and backward models for this shape set and gradient set; caller holds
+        the lock."""
+        engine = self._sol
+        key = ("train", shapes, engine.dtype, device.name, index, wrt)
+        pair = engine.compiled.get(key)
+        if pair is None:
+            graph, parameter_names = build_graph(engine.graph_module, shapes, [engine.dtype] * len(shapes))
+            # Parameters the traced graph never reads get no gradient (None), as in PyTorch.
+            used = [name for name in wrt if name in parameter_names or name in engine.input_names]
+            try:
+                forward, backward, model_outputs, gradient_of = core().run_training_passes(graph, used, -1)
+            except core().Error as error:
+                raise UnsupportedError(str(error)) from None
+            forward_entry = self._entry(forward, parameter_names, device, index)
+            saved_names = [f"saved:{k}" for k in range(len(forward_entry.output_shapes))]
+            grad_names = [f"grad:{k}" for k in range(model_outputs)]
+            backward_entry = self._entry(backward, parameter_names, device, index,
+                                         input_names=grad_names + saved_names + engine.input_names)
+            sources = []
+            for position in backward_entry.input_order:
+                if position < len(grad_names):
+                    sources.append(("grad", position))
+                elif position < len(grad_names) + len(saved_names):
+                    sources.append(("saved", position - len(grad_names)))
+                else:
+                    sources.append(("input", position - len(grad_names) - len(saved_names)))
+            pair = _TrainingPair(forward_entry, backward_entry, model_outputs, list(gradient_of), sources)
+            engine.compiled[key] = pair
+        return pair
 
     def _slot(self, name: str) -> tuple[dict[str, Any], str]:
         """Where parameter `name` lives: its owner's `_parameters`, `_buffers` or
@@ -202,13 +255,6 @@ class SolModule(torch.nn.Module):
                 f"input {position} has shape {list(value.shape)} (rank {value.dim()}), but the SOL model "
                 f"was optimized for rank-{engine.ranks[position]} inputs"
             )
-        if value.requires_grad and torch.is_grad_enabled():
-            # An output cut off from the input's autograd graph would drop gradients
-            # silently (saliency maps, adversarial inputs): refuse instead.
-            raise UnsupportedError(
-                f"input {position} requires grad, but SOL runs inference only so far (no backward); "
-                "call the model under torch.no_grad() or pass input.detach()"
-            )
         return value.contiguous()  # no copy when already contiguous
 
     def _hand_over(self, entry: _Compiled, tensors: list[Any], device_type: str) -> None:
@@ -234,8 +280,8 @@ class SolModule(torch.nn.Module):
         engine = self._sol
         if self.training and engine.mode_dependent:
             raise UnsupportedError(
-                "SOL runs inference only so far, and this model behaves differently in training mode ("
-                + ", ".join(engine.mode_dependent[:5])
+                "SOL does not run training-mode behaviour yet, and this model behaves differently in training "
+                "mode (" + ", ".join(engine.mode_dependent[:5])
                 + (", ..." if len(engine.mode_dependent) > 5 else "")
                 + "); call .eval() on the SOL model first"
             )
@@ -245,10 +291,41 @@ class SolModule(torch.nn.Module):
         device_type = _TORCH_DEVICE_TYPES[device.name]
         tensors = [self._check_input(i, value, device_type, device) for i, value in enumerate(inputs)]
         shapes: Shapes = tuple(tuple(tensor.shape) for tensor in tensors)
+        wrt = self._gradient_names(tensors)
+        if wrt:
+            # Training mode runs the forward graph that keeps the activations. In eval mode a
+            # call with autograd on is mostly inference without no_grad: it runs the inference
+            # graph, and only a backward() through it recomputes the activations.
+            step = _GradientStep(shapes, wrt, device, index, device_type)
+            with engine.lock:
+                if self.training:
+                    step.pair = self._training_pair_for(shapes, wrt, device, index)
+                else:
+                    step.inference = self._compiled_for(shapes, device, index)
+            names = tuple(name for name in wrt if name not in engine.input_names)
+            parameters = [self.get_parameter(name) for name in names]
+            outputs = _TrainingStep.apply(self, step, len(tensors), names, *tensors, *parameters)
+            return pytree.tree_unflatten(list(outputs), engine.output_spec)
+        with engine.lock:
+            entry = self._compiled_for(shapes, device, index)
+        outputs = self._run(entry, [tensors[i] for i in entry.input_order], device_type)
+        return pytree.tree_unflatten(outputs, engine.output_spec)
 
+    def _gradient_names(self, tensors: list[torch.Tensor]) -> tuple[str, ...]:
+        """Parameters and inputs autograd wants gradients for on this call (none under no_grad or
+        inference_mode: then no activations are kept either)."""
+        if not torch.is_grad_enabled():
+            return ()
+        names = [name for name, parameter in self.named_parameters() if parameter.requires_grad]
+        names += [self._sol.input_names[i] for i, tensor in enumerate(tensors) if tensor.requires_grad]
+        return tuple(names)
+
+    def _run(self, entry: _Compiled, inputs: list[torch.Tensor], device_type: str) -> list[torch.Tensor]:
+        """Run one compiled model on `inputs` (in the model's input order) and return its outputs.
+        Parameters are handed over again only when they changed since the last call."""
+        engine = self._sol
         with torch.no_grad():
             with engine.lock:
-                entry = self._compiled_for(shapes, device, index)
                 current = [storage.get(key) for storage, key in entry.parameter_slots]
                 fingerprint = _fingerprint(current)
                 changed = fingerprint is None or fingerprint != entry.fingerprint
@@ -261,23 +338,22 @@ class SolModule(torch.nn.Module):
                 # Local references: keep the handed-over tensors (possibly contiguous
                 # copies) alive through run() even if another thread replaces them.
                 parameters, parameter_pointers = entry.parameters, entry.parameter_pointers
-            outputs = [
-                torch.empty(shape, dtype=dtype, device=tensors[0].device if tensors else "cpu")
-                for shape, dtype in zip(entry.output_shapes, entry.output_dtypes)
-            ]
-            if any(tensor.numel() == 0 for tensor in tensors):
+            device = inputs[0].device if inputs else "cpu"
+            outputs = [torch.empty(shape, dtype=dtype, device=device)
+                       for shape, dtype in zip(entry.output_shapes, entry.output_dtypes)]
+            if any(tensor.numel() == 0 for tensor in inputs):
                 # Batch 0 is legal in PyTorch. Empty tensors have no memory to point at,
                 # so the runtime is not called; there is nothing to compute.
                 if changed:
                     entry.fingerprint = None
                     entry.refresh_lock.release()
                 if all(output.numel() == 0 for output in outputs):
-                    return pytree.tree_unflatten(outputs, engine.output_spec)
+                    return outputs
                 raise core().ShapeError(
-                    f"the SOL model got empty inputs of shape {_format_shapes(shapes)} but would produce "
-                    f"non-empty outputs {[list(o.shape) for o in outputs]}"
+                    f"the SOL model got empty inputs of shape {_format_shapes(tuple(tuple(t.shape) for t in inputs))} "
+                    f"but would produce non-empty outputs {[list(o.shape) for o in outputs]}"
                 )
-            input_pointers = [tensors[i].data_ptr() for i in entry.input_order]
+            input_pointers = [tensor.data_ptr() for tensor in inputs]
             output_pointers = [tensor.data_ptr() for tensor in outputs]
             # torch.set_num_threads governs SOL's kernels too.
             threads = torch.get_num_threads()
@@ -294,11 +370,75 @@ class SolModule(torch.nn.Module):
                     pass
                 entry.model.run(input_pointers, parameter_pointers, output_pointers, False, threads)
             del parameters  # held until here on purpose
-        return pytree.tree_unflatten(outputs, engine.output_spec)
+        return outputs
 
     def extra_repr(self) -> str:
         shapes = sorted({key[0] for key in self._sol.compiled})
         return f"sol: dtype={self._sol.dtype}, compiled for {len(shapes)} shape set(s)"
+
+
+@dataclass
+class _GradientStep:
+    """What one call with autograd on ran: the training pair (training mode), or the inference
+    model (eval mode), whose backward first compiles the pair and recomputes the activations."""
+
+    shapes: Shapes
+    wrt: tuple[str, ...]
+    device: sol_device.Device
+    index: int
+    device_type: str
+    pair: _TrainingPair | None = None
+    inference: _Compiled | None = None
+
+
+class _TrainingStep(torch.autograd.Function):
+    """SOL's forward and backward graphs as one autograd node: the forward model's extra outputs
+    (activations the backward model reads) are kept on the node until backward, and the gradients
+    reach the inputs and parameters it was applied to, accumulating as autograd does."""
+
+    @staticmethod
+    def forward(ctx: Any, module: SolModule, step: _GradientStep, input_count: int,
+                parameter_names: tuple[str, ...], *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        inputs = list(tensors[:input_count])
+        ctx.module, ctx.step, ctx.input_count = module, step, input_count
+        ctx.parameter_names = parameter_names  # of tensors[input_count:]
+        if step.pair is None:  # eval mode: nothing kept but the inputs
+            outputs = module._run(step.inference, [inputs[i] for i in step.inference.input_order], step.device_type)
+            ctx.save_for_backward(*inputs)
+            return tuple(outputs)
+        pair = step.pair
+        outputs = module._run(pair.forward, [inputs[i] for i in pair.forward.input_order], step.device_type)
+        ctx.save_for_backward(*inputs, *outputs)
+        return tuple(outputs[: pair.model_outputs])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, *gradients: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        saved = ctx.saved_tensors
+        inputs, outputs = saved[: ctx.input_count], saved[ctx.input_count:]
+        module, step = ctx.module, ctx.step
+        if step.pair is None:
+            with module._sol.lock:
+                step.pair = module._training_pair_for(step.shapes, step.wrt, step.device, step.index)
+            forward = step.pair.forward
+            outputs = module._run(forward, [inputs[i] for i in forward.input_order], step.device_type)
+        pair: _TrainingPair = step.pair
+        backward_inputs = []
+        for kind, k in pair.backward_sources:
+            if kind == "grad":  # None: that output did not reach the loss
+                gradient = gradients[k]
+                backward_inputs.append(torch.zeros_like(outputs[k]) if gradient is None else gradient.contiguous())
+            elif kind == "saved":
+                backward_inputs.append(outputs[k])
+            else:
+                backward_inputs.append(inputs[k])
+        results = module._run(pair.backward, backward_inputs, step.device_type)
+        by_name = dict(zip(pair.gradient_of, results))
+        input_names = module._sol.input_names
+        first = 4  # apply()'s arguments before the tensors
+        input_gradients = [by_name.get(input_names[i]) if ctx.needs_input_grad[first + i] else None
+                           for i in range(ctx.input_count)]
+        return (None,) * first + (*input_gradients, *(by_name.get(name) for name in ctx.parameter_names))
 
 
 # ---------------------------------------------------------------- optimize

@@ -4,16 +4,11 @@
 #include "kernel_builder.h"
 
 namespace sol::codegen::cpu {
-namespace {
 
-// The window of output (i2, i3) as [h0, h1) x [w0, w1) for adaptive pooling.
-const char* kAdaptiveWindow =
+const char* const kAdaptiveWindow =
     "    const int64_t h0 = (i2 * H) / OH, h1 = ((i2 + 1) * H + OH - 1) / OH;\n"
     "    const int64_t w0 = (i3 * W) / OW, w1 = ((i3 + 1) * W + OW - 1) / OW;\n";
 
-// Statements computing `float v` for average pooling from the window sum
-// `sum` of output (i2, i3): the padded window counts padding but not the
-// overhang past it (ceil_mode), as in PyTorch.
 std::string average(const ir::Node& node, const std::string& sum) {
     const std::int64_t divisor_override = node.attrs.get_int("divisor_override", 0);
     const bool count_include_pad = node.attrs.get_int("count_include_pad", 1) != 0;
@@ -28,20 +23,20 @@ std::string average(const ir::Node& node, const std::string& sum) {
            "float v = " + sum + " / static_cast<float>(" + divisor + ");\n";
 }
 
-// KH, KW, SH, SW, PH, PW, DH, DW of a max or average pooling window (average
-// pooling has no dilation), and the column ranges each tap reaches.
 std::string window_constants(const ir::Node& node, const ir::Shape& in, const ir::Shape& out) {
     const auto kernel = node.attrs.get_ints("kernel");
     const auto stride = node.attrs.get_ints("stride", kernel);
     const auto padding = node.attrs.get_ints("padding", {0, 0});
-    const auto dilation =
-        node.op == ir::Op::MaxPool2d ? node.attrs.get_ints("dilation", {1, 1}) : std::vector<std::int64_t>{1, 1};
+    const bool max = node.op == ir::Op::MaxPool2d || node.op == ir::Op::MaxPool2dBackward;
+    const auto dilation = max ? node.attrs.get_ints("dilation", {1, 1}) : std::vector<std::int64_t>{1, 1};
     return "constexpr int64_t KH = " + std::to_string(kernel.front()) + ", KW = " + std::to_string(kernel.back()) +
            ", SH = " + std::to_string(stride.front()) + ", SW = " + std::to_string(stride.back()) +
            ", PH = " + std::to_string(padding.front()) + ", PW = " + std::to_string(padding.back()) +
            ", DH = " + std::to_string(dilation.front()) + ", DW = " + std::to_string(dilation.back()) + ";\n" +
            column_ranges(in[3], out[3], kernel.back(), stride.back(), padding.back(), dilation.back());
 }
+
+namespace {
 
 // Taps per output element (the work estimate for threading).
 std::int64_t window_size(const ir::Node& node) {

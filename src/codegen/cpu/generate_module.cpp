@@ -35,6 +35,9 @@ std::vector<std::vector<int>> clusters_in_execution_order(const ir::Graph& graph
 void emit(KernelBuilder& builder) {
     const ir::Op op = builder.anchor().op;
     if (op == ir::Op::Conv2d) return emit_conv2d(builder);
+    if (op == ir::Op::Conv2dBackwardData || op == ir::Op::Conv2dBackwardWeight || op == ir::Op::MaxPool2dBackward ||
+        op == ir::Op::AvgPool2dBackward || op == ir::Op::AdaptiveAvgPool2dBackward)
+        return emit_gradient(builder);
     if (op == ir::Op::Linear) return emit_linear(builder);
     if (ir::has_trait(op, ir::Pooling)) return emit_pooling(builder);
     if (ir::has_trait(op, ir::Movement)) return emit_movement(builder);

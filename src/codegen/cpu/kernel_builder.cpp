@@ -231,6 +231,8 @@ std::string KernelBuilder::elementwise_expression(const ir::Node& node,
         case ir::Op::Sub: return "(" + x[0] + " - " + x[1] + ")";
         case ir::Op::Mul: return "(" + x[0] + " * " + x[1] + ")";
         case ir::Op::Div: return "(" + x[0] + " / " + x[1] + ")";
+        case ir::Op::ReluGrad: return "sol_relu_grad(" + x[0] + ", " + x[1] + ")";
+        case ir::Op::Expand: return x[0];  // the operand is read at its broadcast position
         default:
             throw Error("internal: op '" + std::string(ir::name(node.op)) +
                         "' reached the elementwise emitter; a lowering pass is missing");

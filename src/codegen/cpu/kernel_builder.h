@@ -140,6 +140,20 @@ std::string indent(const std::string& code, int spaces);
 std::string column_ranges(std::int64_t W, std::int64_t OW, std::int64_t KW, std::int64_t SW, std::int64_t PW,
                           std::int64_t DW);
 
+// Pooling windows, shared by the forward and backward pooling emitters. Each
+// expects constants H, W, OH, OW and loop variables i2, i3 (the output row
+// and column) in scope.
+// The window of output (i2, i3) as [h0, h1) x [w0, w1) for adaptive pooling.
+extern const char* const kAdaptiveWindow;
+// Statements computing `float v` for average pooling from the window sum
+// `sum` of output (i2, i3), and the clipped window [h0, h1) x [w0, w1): the
+// padded window counts padding but not the overhang past it (ceil_mode), as
+// in PyTorch.
+std::string average(const ir::Node& node, const std::string& sum);
+// KH, KW, SH, SW, PH, PW, DH, DW of a max or average pooling window (average
+// pooling has no dilation), and the column ranges each tap reaches.
+std::string window_constants(const ir::Node& node, const ir::Shape& in, const ir::Shape& out);
+
 // Emitters: each writes the kernel body into builder.body.
 void emit_conv2d(KernelBuilder& builder);
 void emit_linear(KernelBuilder& builder);
@@ -148,5 +162,6 @@ void emit_elementwise(KernelBuilder& builder);
 void emit_movement(KernelBuilder& builder);
 void emit_softmax(KernelBuilder& builder);
 void emit_reduction(KernelBuilder& builder);
+void emit_gradient(KernelBuilder& builder);  // convolution and pooling backward
 
 }  // namespace sol::codegen::cpu

@@ -24,6 +24,9 @@ static inline float sol_gelu_tanh(float x) {
 static inline float sol_hardsigmoid(float x) { return sol_clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f; }
 static inline float sol_hardswish(float x) { return x * sol_clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f; }
 static inline float sol_rsqrt(float x) { return 1.0f / std::sqrt(x); }
+// ReLU's backward from its output, as PyTorch's threshold_backward: the
+// gradient passes where y > 0 (and where y is NaN).
+static inline float sol_relu_grad(float dy, float y) { return y <= 0.0f ? 0.0f : dy; }
 // Max pooling keeps the first NaN it meets, as PyTorch does.
 static inline bool sol_takes_max(float candidate, float best) { return candidate > best || std::isnan(candidate); }
 
@@ -49,5 +52,6 @@ template <typename V> static inline V sol_vclamp(V x, float lo, float hi) {
     x = x < lo ? sol_vsplat<V>(lo) : x;
     return x > hi ? sol_vsplat<V>(hi) : x;
 }
+template <typename V> static inline V sol_vrelu_grad(V dy, V y) { return y <= 0.0f ? V{} : dy; }
 template <typename V> static inline V sol_vhardsigmoid(V x) { return sol_vclamp(x + 3.0f, 0.0f, 6.0f) / 6.0f; }
 template <typename V> static inline V sol_vhardswish(V x) { return x * sol_vclamp(x + 3.0f, 0.0f, 6.0f) / 6.0f; }

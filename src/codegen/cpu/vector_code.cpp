@@ -50,6 +50,8 @@ std::string KernelBuilder::vector_expression(const ir::Node& node, const std::ve
         case ir::Op::Div: return "(" + x[0] + " / " + x[1] + ")";
         case ir::Op::Neg: return "(-" + x[0] + ")";
         case ir::Op::Relu: return "sol_vrelu(" + x[0] + ")";
+        case ir::Op::ReluGrad: return "sol_vrelu_grad(" + x[0] + ", " + x[1] + ")";
+        case ir::Op::Expand: return x[0];
         case ir::Op::Hardswish: return "sol_vhardswish(" + x[0] + ")";
         case ir::Op::Hardsigmoid: return "sol_vhardsigmoid(" + x[0] + ")";
         case ir::Op::Clamp:
