@@ -279,6 +279,14 @@ TensorType infer_type(Op op, const std::vector<const Tensor*>& in, const Attribu
                 fail("gradient " + describe(*in[0]) + " does not match a pooling of " + to_string(x.shape));
             return {x.shape, DType::Float32};
         }
+        case Op::Dropout: {
+            if (in[0]->dtype != DType::Float32 || in[1]->dtype != DType::Int64 || !in[1]->shape.empty())
+                fail("dropout needs a float32 tensor and a rank-0 int64 seed, got " + describe(*in[0]) + " and " +
+                     describe(*in[1]));
+            const double p = attrs.get_float("p");
+            if (!(p >= 0.0 && p < 1.0)) fail("dropout probability must be in [0, 1), got " + std::to_string(p));
+            return {in[0]->shape, DType::Float32};
+        }
         case Op::Expand: {
             const Shape shape = attrs.get_ints("shape");
             if (broadcast_shapes(in[0]->shape, shape) != shape)
@@ -286,6 +294,7 @@ TensorType infer_type(Op op, const std::vector<const Tensor*>& in, const Attribu
             return {shape, in[0]->dtype};
         }
         case Op::ReluGrad:
+        case Op::ClampGrad:
         case Op::Add:
         case Op::Sub:
         case Op::Mul:

@@ -18,15 +18,19 @@ void canonicalize(ir::Graph& graph) {
         ir::Node& node = graph.nodes()[i];
         const std::size_t rank = graph.tensor(node.inputs[0]).shape.size();
         switch (node.op) {
+            // ReLU6 and hardtanh pass no gradient at their bounds, torch.clamp
+            // does: the clamp remembers which rule its backward follows.
             case ir::Op::Relu6:
                 node.op = ir::Op::Clamp;
                 node.attrs.set("min", 0.0);
                 node.attrs.set("max", 6.0);
+                node.attrs.set("inclusive", std::int64_t{0});
                 break;
             case ir::Op::Hardtanh:
                 node.op = ir::Op::Clamp;
                 node.attrs.set("min", node.attrs.get_float("min", -1.0));
                 node.attrs.set("max", node.attrs.get_float("max", 1.0));
+                node.attrs.set("inclusive", std::int64_t{0});
                 break;
             case ir::Op::Clamp:
                 // Missing bounds mean "unbounded" so emitters need no special case.

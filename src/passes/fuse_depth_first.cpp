@@ -29,6 +29,8 @@ bool computable_inline(const ir::Graph& graph, const std::vector<int>& cluster) 
         const bool concat_first = k == 0 && is_channel_concat(graph, node);
         if (concat_first && !parts_share_layout(graph, node)) return false;
         if (!concat_first && !ir::has_trait(node.op, ir::Elementwise)) return false;
+        // Dropout's mask is drawn by the index of the element it writes.
+        if (node.op == ir::Op::Dropout) return false;
     }
     return true;
 }

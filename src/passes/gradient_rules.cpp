@@ -100,6 +100,16 @@ std::vector<int> input_gradients(ir::Graph& graph, const ir::Node& node, int g, 
             break;
         case Op::Neg: set(0, [&] { return b.op(Op::Neg, {g}); }); break;
         case Op::Relu: set(0, [&] { return b.op(Op::ReluGrad, {g, y}); }); break;
+        case Op::Dropout: set(0, [&] { return b.op(Op::Dropout, {g, in[1]}, node.attrs); }); break;  // the same mask
+        case Op::Clamp:
+            set(0, [&] {
+                ir::Attributes attrs;
+                attrs.set("min", node.attrs.get_float("min"));
+                attrs.set("max", node.attrs.get_float("max"));
+                attrs.set("inclusive", node.attrs.get_int("inclusive", 1));
+                return b.op(Op::ClampGrad, {g, in[0]}, attrs);
+            });
+            break;
         case Op::Sigmoid:  // y (1 - y)
             set(0, [&] { return b.op(Op::Mul, {g, b.op(Op::Mul, {y, b.op(Op::Sub, {b.constant(1.0), y})})}); });
             break;

@@ -56,7 +56,11 @@ Example infer_example(Op op) {
         case Op::Sub:
         case Op::Mul:
         case Op::ReluGrad:
+        case Op::ClampGrad:
         case Op::Div: out = g.add_node(op, {x2, g.add_input("row", {1, 5}, DType::Float32)}, {}, ""); break;
+        case Op::Dropout:
+            out = g.add_node(op, {x2, g.add_input("seed", {}, DType::Int64)}, attrs({{"p", 0.25}}), "");
+            break;
         case Op::Expand: out = g.add_node(op, {g.add_input("row", {1, 5}, DType::Float32)}, attrs({{"shape", Ints{4, 5}}}), ""); break;
         case Op::Conv2dBackwardData:  // the gradient of conv2d's example: dy [2, 6, 8, 8], w [6, 4, 3, 3], pad 1
             out = g.add_node(op, {g.add_input("dy", {2, 6, 8, 8}, DType::Float32), g.add_parameter("w", {6, 4, 3, 3}, DType::Float32)},
@@ -115,6 +119,7 @@ TEST(ShapeInference, EveryOpOfTheTableHasAValidExample) {
         {Op::LogSoftmax, {{3, 5}, DType::Float32}},         {Op::Slice, {{2, 2, 8, 8}, DType::Float32}},
         {Op::Mean, {{2, 4}, DType::Float32}},               {Op::Sum, {{1, 5}, DType::Int64}},
         {Op::ReluGrad, {{3, 5}, DType::Float32}},           {Op::Expand, {{4, 5}, DType::Float32}},
+        {Op::ClampGrad, {{3, 5}, DType::Float32}},           {Op::Dropout, {{3, 5}, DType::Float32}},
         {Op::Conv2dBackwardData, {{2, 4, 8, 8}, DType::Float32}},
         {Op::Conv2dBackwardWeight, {{6, 4, 3, 3}, DType::Float32}},
         {Op::MaxPool2dBackward, {{2, 4, 8, 8}, DType::Float32}},

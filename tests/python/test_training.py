@@ -306,3 +306,258 @@ def test_small_cnn_training_parity_with_pytorch(optimizer):
     for (key, value), (_, expected) in zip(model.state_dict().items(), reference.state_dict().items()):
         assert relative_l2(value, expected) <= 1e-4, key
         assert relative_l2(value, initial[key]) > 1e-3, f"{key} did not move"
+
+
+# ---------------------------------------------------------------- BatchNorm, clamp, dropout in training mode
+
+UNARY_CLAMPS = {
+    "relu6": F.relu6,
+    "hardtanh": F.hardtanh,
+    "clamp": lambda t: torch.clamp(t, -0.5, 0.8),
+    "clamp-min": lambda t: torch.clamp(t, min=0.1),
+}
+
+
+@pytest.mark.parametrize("case", list(UNARY_CLAMPS))
+def test_clamp_gradients(case):
+    check_gradients(Affine((5, 1), lambda t: UNARY_CLAMPS[case](t * 4.0)), (3, 5, 7))
+
+
+def test_clamp_gradient_at_the_bounds_follows_each_function():
+    """torch.clamp passes the gradient at its bounds, hardtanh/ReLU6 do not: inputs exactly on them."""
+    x = torch.tensor([[-1.0, 0.0, 0.5, 6.0, 7.0, 1.0]])
+    for fn in (F.relu6, lambda t: torch.clamp(t, 0.0, 1.0), F.hardtanh):
+        model = Lambda(fn).train()
+        sol_model = sol.optimize(model, x.size())
+        xs, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+        sol_model(xs).sum().backward()
+        fn(xr).sum().backward()
+        assert torch.equal(xs.grad, xr.grad), (xs.grad, xr.grad)
+
+
+BN_CASES = {
+    "default": dict(),
+    "momentum0.3-eps1e-3": dict(momentum=0.3, eps=1e-3),
+    "no-affine": dict(affine=False),
+    "no-running-stats": dict(track_running_stats=False),
+}
+
+
+@pytest.mark.parametrize("case", list(BN_CASES))
+def test_batchnorm_training_gradients_and_running_statistics(case):
+    def make():
+        torch.manual_seed(3)
+        model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6, **BN_CASES[case]), nn.ReLU())
+        with torch.no_grad():
+            if model[1].affine:
+                model[1].weight.uniform_(0.5, 1.5)
+                model[1].bias.uniform_(-0.5, 0.5)
+        return model
+
+    model, reference = make(), make()
+    x = torch.randn(4, 3, 5, 7) * 2.0 + 0.5
+    sol_model = sol.optimize(model, x.size())
+    weights = torch.randn(4, 6, 5, 7)
+    for _ in range(2):  # two steps: the second normalizes with statistics the first updated
+        out, dx, grads = gradients_of(sol_model, x, weights)
+        ref_out, ref_dx, ref_grads = gradients_of(reference, x, weights)
+        assert_close(out, ref_out, "forward")
+        assert_close(dx, ref_dx, "input gradient")
+        for name, grad in ref_grads.items():
+            assert_close(grads[name], grad, f"gradient of {name}")
+    for (name, value), (_, expected) in zip(model[1].state_dict().items(), reference[1].state_dict().items()):
+        if value.dtype == torch.long:
+            assert torch.equal(value, expected), name
+        else:
+            assert_close(value, expected, name)
+
+
+def test_train_and_eval_modes_keep_one_plan_each():
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).train()
+    reference = copy.deepcopy(model)
+    sol_model = sol.optimize(model, (2, 3, 6, 6))
+    x = torch.randn(2, 3, 6, 6)
+    for mode in ("train", "eval", "train", "eval"):
+        sol_model.train(mode == "train")
+        reference.train(mode == "train")
+        with torch.no_grad():
+            assert_close(sol_model(x), reference(x), mode)
+    assert_close(model[1].running_mean, reference[1].running_mean, "running mean after two training calls")
+    modes = {key[-1] for key in sol_model._sol.compiled}
+    assert modes == {"train", "eval"}, modes
+
+
+def test_dropout_in_training_mode_draws_seeded_masks():
+    """nn.Dropout in training mode: elements dropped with probability p, the rest scaled by 1/(1-p);
+    the backward applies the same mask; sol.set_seed(n) replays a run, and each call draws anew."""
+    p = 0.3
+    model = nn.Sequential(nn.Linear(64, 256), nn.Dropout(p)).train()
+    sol_model = sol.optimize(model, (32, 64))
+    x = torch.randn(32, 64)
+    sol.set_seed(7)
+    first = sol_model(x)
+    second = sol_model(x)
+    sol.set_seed(7)
+    replay = sol_model(x)
+    assert torch.equal(first, replay), "the same seed must replay the same masks"
+    assert not torch.equal(first, second), "successive calls must draw new masks"
+    with torch.no_grad():
+        dense = model[0](x)
+    kept = first != 0
+    torch.testing.assert_close(first[kept], dense[kept] / (1 - p), rtol=1e-5, atol=1e-6)
+    # 8192 Bernoulli draws: the dropped fraction is p within 5 standard deviations.
+    dropped = 1 - kept.float().mean().item()
+    assert abs(dropped - p) < 5 * (p * (1 - p) / kept.numel()) ** 0.5, dropped
+    # Backward: the input gradient flows through the kept elements only, scaled the same way.
+    sol.set_seed(11)
+    xg = x.clone().requires_grad_(True)
+    out = sol_model(xg)
+    weights = torch.randn_like(out)
+    (out * weights).sum().backward()
+    mask = (out != 0).float() / (1 - p)
+    expected = (weights * mask) @ model[0].weight
+    torch.testing.assert_close(xg.grad, expected, rtol=1e-5, atol=1e-5)
+    sol_model.eval()
+    assert torch.equal(sol_model(x), sol_model(x)), "eval mode is the identity"
+
+
+def test_dropout_variants_without_support_are_refused_clearly():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Dropout2d(0.5))
+    with pytest.raises(sol.UnsupportedError, match=r"Dropout2d\(p=0.5\) in training mode"):
+        sol.optimize(model.train(), (2, 3, 6, 6))  # compiles the mode the model is in
+    zero = sol.optimize(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.0)).train(), (2, 4))  # p=0: the identity
+    zero(torch.randn(2, 4)).sum().backward()
+
+
+def test_zoo_mlp_with_dropout_trains():
+    """The zoo's MLP (dropout 0.1) in training mode: loss goes down over SGD steps."""
+    from zoo_models import MLP as ZooMLP
+
+    torch.manual_seed(6)
+    model = ZooMLP().train()
+    sol_model = sol.optimize(model, (32, 64))
+    x, target = torch.randn(32, 64), torch.randint(0, 10, (32,))
+    optimizer = torch.optim.SGD(sol_model.parameters(), lr=0.1, momentum=0.9)
+    losses = []
+    for _ in range(30):
+        loss = F.cross_entropy(sol_model(x), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+class SmallCNNWithBN(nn.Module):
+    """No bias in front of a BatchNorm: its gradient is zero in exact arithmetic, so any two
+    implementations train it on rounding noise alone (Adam normalizes that noise to full steps)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                                      nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
+                                      nn.ReLU(),
+                                      nn.AdaptiveAvgPool2d(1))
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.features(x), 1))
+
+
+def float_state(model):
+    return torch.cat([v.flatten() for v in model.state_dict().values() if v.is_floating_point()])
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_small_cnn_with_batchnorm_training_parity(optimizer):
+    torch.manual_seed(5)
+    model = SmallCNNWithBN().train()
+    reference = copy.deepcopy(model)
+    batches = [(torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))) for _ in range(8)]
+    sol_model = sol.optimize(model, (8, 3, 16, 16), autotuning=False)
+    loss_fn = lambda out, t: F.cross_entropy(out, t)  # noqa: E731
+    train_steps(sol_model, OPTIMIZERS[optimizer], batches, loss_fn)
+    train_steps(reference, OPTIMIZERS[optimizer], batches, loss_fn)
+    for (key, value), (_, expected) in zip(model.state_dict().items(), reference.state_dict().items()):
+        if value.is_floating_point():
+            assert relative_l2(value, expected) <= 1e-4, key
+        else:
+            assert torch.equal(value, expected), key  # num_batches_tracked
+
+
+# Deep networks (64x64, batch 8, 3 steps of SGD lr 0.01 with momentum 0.9, or Adam lr 1e-3): the
+# relative L2 of all parameters and buffers together must be at most twice what PyTorch's own
+# channels_last run deviates from its default run, or 1e-2. Per op, gradients match PyTorch to
+# 1e-5 (above); what grows here is ReLU's discontinuity: a pre-activation within rounding of zero
+# (one was at 6e-7 in resnet18) lands on the other side of the mask than in PyTorch, which changes
+# a BatchNorm gradient by ~1e-2, and momentum or Adam carries that on. PyTorch switching only its
+# memory format deviates by the same order (mobilenet_v2: 2e-2 for both), so a tolerance of 1e-4
+# cannot hold for any two implementations. autotuning=False keeps the kernels, and so the numbers,
+# the same on every machine.
+DEEP_OPTIMIZERS = {
+    "sgd-momentum": lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
+    "adam": lambda p: torch.optim.Adam(p, lr=1e-3),
+}
+DEEP_NETWORKS = {
+    "resnet18": lambda: __import__("torchvision").models.resnet18(num_classes=10),
+    "mobilenet_v2-dropout-off": lambda: __import__("torchvision").models.mobilenet_v2(num_classes=10, dropout=0.0),
+    "densenet121": lambda: __import__("torchvision").models.densenet121(num_classes=10),
+}
+
+
+@pytest.mark.parametrize("optimizer", list(DEEP_OPTIMIZERS))
+@pytest.mark.parametrize("name", list(DEEP_NETWORKS))
+def test_deep_network_training_parity(name, optimizer):
+    torch.manual_seed(0)
+    model = DEEP_NETWORKS[name]().train()
+    reference = copy.deepcopy(model)
+    channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    initial = float_state(model)
+    batches = [(torch.randn(8, 3, 64, 64), torch.randint(0, 10, (8,))) for _ in range(3)]
+    sol_model = sol.optimize(model, (8, 3, 64, 64), autotuning=False)
+    loss_fn = lambda out, t: F.cross_entropy(out, t)  # noqa: E731
+    train_steps(sol_model, DEEP_OPTIMIZERS[optimizer], batches, loss_fn)
+    train_steps(reference, DEEP_OPTIMIZERS[optimizer], batches, loss_fn)
+    train_steps(channels_last, DEEP_OPTIMIZERS[optimizer],
+                [(x.to(memory_format=torch.channels_last), t) for x, t in batches], loss_fn)
+    deviation = relative_l2(float_state(model), float_state(reference))
+    own = relative_l2(float_state(channels_last), float_state(reference))
+    print(f"{name} {optimizer}: SOL vs eager {deviation:.2e}; eager channels_last vs eager {own:.2e}")
+    assert deviation <= max(2 * own, 1e-2)
+    assert relative_l2(float_state(model), initial) > max(deviation, 1e-3), "the parameters barely moved"
+    for (key, value), (_, expected) in zip(model.state_dict().items(), reference.state_dict().items()):
+        if not value.is_floating_point():
+            assert torch.equal(value, expected), key
+
+
+# ---------------------------------------------------------------- distributed
+
+
+def test_distributed_data_parallel_matches_plain_pytorch(tmp_path):
+    """Two processes on localhost (gloo): DDP around the SOL model trains to the same weights and
+    BatchNorm statistics as DDP around the PyTorch model, on every rank. SOL knows nothing of DDP:
+    gradients reach the parameters through autograd, where DDP's hooks all-reduce them."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    import _ddp_worker
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_ddp_worker.run, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    states = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    for rank, state in enumerate(states):
+        for key, expected in state["eager"].items():
+            value = state["sol"][key]
+            if value.is_floating_point():
+                assert relative_l2(value, expected) <= 1e-4, f"rank {rank}: {key}"
+            else:
+                assert torch.equal(value, expected), f"rank {rank}: {key}"
+    # DDP keeps the replicas' parameters equal (the BatchNorm statistics each rank updated with its own
+    # last batch, after DDP broadcast rank 0's at the start of the call, differ, as in PyTorch).
+    for key, value in states[0]["sol"].items():
+        if "running" not in key and "num_batches" not in key:
+            assert torch.equal(value, states[1]["sol"][key]), key

@@ -20,8 +20,13 @@ enum Trait : std::uint32_t {
 };
 
 // X(enum name, text name, min inputs, max inputs (-1: any), traits)
+// dropout{p}(x, seed): training-mode dropout; `seed` is a per-call int64
+// scalar input, and the mask a counter-based hash of (seed, element index),
+// so it is the same in any kernel, layout or thread, and in the backward.
 // Gradient ops (made by passes/autodiff): relu_grad(dy, y) = y > 0 ? dy : 0,
-// PyTorch's ReLU backward; expand{shape}(x) broadcasts x to `shape` (the
+// PyTorch's ReLU backward; clamp_grad{min, max, inclusive}(dy, x) passes dy
+// where x lies within the bounds (inclusive: torch.clamp's rule; not:
+// hardtanh's and ReLU6's, which exclude the bounds); expand{shape}(x) broadcasts x to `shape` (the
 // backward of a reduction); conv2d_backward_data(dy, w){conv attributes,
 // input_shape} and conv2d_backward_weight(dy, x){conv attributes,
 // weight_shape}; max_pool2d_backward(dy, x), avg_pool2d_backward(dy) and
@@ -51,7 +56,9 @@ enum Trait : std::uint32_t {
     X(Sub, "sub", 2, 2, Elementwise)                                                 \
     X(Mul, "mul", 2, 2, Elementwise)                                                 \
     X(Div, "div", 2, 2, Elementwise)                                                 \
+    X(Dropout, "dropout", 2, 2, Elementwise)                                         \
     X(ReluGrad, "relu_grad", 2, 2, Elementwise | FloatOnly)                          \
+    X(ClampGrad, "clamp_grad", 2, 2, Elementwise | FloatOnly)                        \
     X(Expand, "expand", 1, 1, Elementwise)                                           \
     X(Conv2dBackwardData, "conv2d_backward_data", 2, 2, Contraction | FloatOnly)     \
     X(Conv2dBackwardWeight, "conv2d_backward_weight", 2, 2, Contraction | FloatOnly) \
@@ -92,7 +99,7 @@ inline constexpr OpInfo kOpTable[] = {
 };
 
 inline constexpr std::size_t kOpCount = sizeof(kOpTable) / sizeof(kOpTable[0]);
-static_assert(kOpCount == 41, "op table changed: update shape rules, emitters and tests");
+static_assert(kOpCount == 43, "op table changed: update shape rules, emitters and tests");
 
 constexpr const OpInfo& info(Op op) { return kOpTable[static_cast<std::size_t>(op)]; }
 constexpr bool has_trait(Op op, Trait trait) { return (info(op).traits & trait) != 0; }

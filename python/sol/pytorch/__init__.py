@@ -16,9 +16,10 @@ from typing import Any
 
 from sol import __version__, cache, device
 from sol.errors import UnsupportedError
+from sol.pytorch.random import set_seed
 from sol.pytorch.module import SolModule, optimize
 
-__all__ = ["__version__", "cache", "device", "optimize", "SolModule", "UnsupportedError"]
+__all__ = ["__version__", "cache", "device", "optimize", "set_seed", "SolModule", "UnsupportedError"]
 
 
 def __getattr__(name: str) -> Any:

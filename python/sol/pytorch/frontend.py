@@ -222,6 +222,10 @@ class TensorValue:
     id: int
 
 
+# The graph input through which each call passes its random seed (training-mode dropout).
+SEED_INPUT = "sol:seed"
+
+
 class GraphBuilder:
     """The state of one `build_graph` walk, handed to every op handler.
 
@@ -239,6 +243,12 @@ class GraphBuilder:
         self._parameter_ids: set[int] = set()
         self._constants: dict[tuple[float, str], TensorValue] = {}
         self.leaf_ids: set[int] = set()  # inputs, parameters, constants: not op results
+        # Training-mode state the graph computes (BatchNorm's running statistics): the buffer
+        # name and its new value, which becomes an extra graph output; and the counters
+        # (num_batches_tracked) each call adds one to.
+        self.state_updates: list[tuple[str, TensorValue]] = []
+        self.counters: list[str] = []
+        self._seed: TensorValue | None = None
 
     # -- context
     def begin(self, node: fx.Node) -> None:
@@ -284,6 +294,20 @@ class GraphBuilder:
         if tensor is None:
             return None
         return self.parameter(f"{self.path}.{attribute}" if self.path else attribute, tensor)
+
+    def update_state(self, name: str, value: TensorValue) -> None:
+        """After each call, buffer `name` (a state_dict name) takes `value`."""
+        self.state_updates.append((name, value))
+
+    def seed(self) -> TensorValue:
+        """The graph's per-call random seed (an int64 scalar input named SEED_INPUT), made on first use."""
+        if self._seed is None:
+            self._seed = self.input(SEED_INPUT, [], "int64")
+        return self._seed
+
+    def count_call(self, name: str) -> None:
+        """After each call, integer buffer `name` grows by one."""
+        self.counters.append(name)
 
     def is_parameter(self, value: TensorValue) -> bool:
         return value.id in self._parameter_ids
@@ -428,17 +452,27 @@ def flatten_outputs(graph_module: fx.GraphModule) -> tuple[list[Any], pytree.Tre
     return pytree.tree_flatten(_plain(output.args[0]))
 
 
+@dataclass
+class BuiltGraph:
+    """A core graph and what the caller must know about it."""
+
+    graph: Any  # sol._core.Graph
+    parameter_names: list[str]  # state_dict keys in the order they were added ("layer1.0.conv1.weight")
+    model_outputs: int  # the graph's first outputs are the model's (flattened)
+    state_names: list[str]  # buffers that take the graph's further outputs, in order, after each call
+    counters: list[str]  # integer buffers that grow by one per call
+
+
 def build_graph(
     graph_module: fx.GraphModule,
     input_shapes: Sequence[Sequence[int]],
     input_dtypes: Sequence[torch.dtype | str],
-) -> tuple[Any, list[str]]:
-    """Build the core graph of `graph_module` for concrete input shapes/dtypes.
-
-    Returns the `sol._core.Graph` and the parameter names in the order they were
-    added (state_dict keys, e.g. "layer1.0.conv1.weight"). Raises
-    UnsupportedError (op, module path, source line) for anything without a
-    mapping; the core raises ShapeError when shapes do not fit."""
+) -> BuiltGraph:
+    """Build the core graph of `graph_module` for concrete input shapes/dtypes, with each
+    module's current train/eval behaviour (BatchNorm's batch statistics in training mode, whose
+    updated running statistics become extra outputs). Raises UnsupportedError (op, module path,
+    source line) for anything without a mapping; the core raises ShapeError when shapes do not
+    fit."""
     root: torch.nn.Module = graph_module
     builder = GraphBuilder(root)
     env: dict[fx.Node, Any] = {}
@@ -486,24 +520,29 @@ def build_graph(
             builder.origin = f"{type(root).__name__} (output)"
             value = builder.op("identity", [value])
         output_ids.append(value.id)
+    model_outputs = len(output_ids)
+    output_ids += [value.id for _, value in builder.state_updates]
     builder.graph.set_outputs(output_ids)
-    return builder.graph, builder.parameter_names
+    return BuiltGraph(builder.graph, builder.parameter_names, model_outputs,
+                      [name for name, _ in builder.state_updates], builder.counters)
 
 
-def mode_dependent_nodes(graph_module: fx.GraphModule) -> list[str]:
-    """Descriptions of nodes that behave differently in train and eval mode
-    (BatchNorm, Dropout); the graph was built with their eval behaviour."""
+def mode_dependent_nodes(graph_module: fx.GraphModule) -> tuple[list[str], list[str]]:
+    """Descriptions of the nodes that behave differently in train and eval mode: modules
+    (BatchNorm, Dropout), whose handlers read their `training` flag when a graph is built, and
+    functions (F.dropout, F.batch_norm, stochastic depth), whose `training` argument was fixed
+    when the model was traced in eval mode."""
     from sol.pytorch import op_mapping
 
-    found = []
+    modules, functions = [], []
     for node in graph_module.graph.nodes:
         if node.op == "call_module":
             module = graph_module.get_submodule(str(node.target))
             if isinstance(module, op_mapping.MODE_DEPENDENT_MODULES):
-                found.append(f"{node.target} ({type(module).__name__})")
+                modules.append(f"{node.target} ({type(module).__name__})")
         elif node.op == "call_function" and (
             node.target in op_mapping.MODE_DEPENDENT_FUNCTIONS
             or _qualified_name(node.target) in op_mapping.MODE_DEPENDENT_FUNCTION_NAMES
         ):
-            found.append(f"{module_path(node) or '<root>'} ({op_display_name(node, graph_module)})")
-    return found
+            functions.append(f"{module_path(node) or '<root>'} ({op_display_name(node, graph_module)})")
+    return modules, functions

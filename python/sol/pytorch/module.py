@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,8 @@ from sol import device as sol_device
 from sol._loader import core
 from sol._logging import logger
 from sol.errors import UnsupportedError
-from sol.pytorch.frontend import build_graph, flatten_outputs, mode_dependent_nodes, torch_dtype, trace
+from sol.pytorch.frontend import SEED_INPUT, build_graph, flatten_outputs, mode_dependent_nodes, torch_dtype, trace
+from sol.pytorch.random import next_seed
 
 __all__ = ["optimize", "SolModule"]
 
@@ -47,6 +49,11 @@ class _Compiled:
     input_order: list[int]  # forward() argument index per compiled.input_names
     output_shapes: list[list[int]]
     output_dtypes: list[torch.dtype]
+    # Outputs [model_outputs, model_outputs + len(state_names)) are new values of these buffers
+    # (training-mode BatchNorm statistics); `counters` grow by one per call.
+    model_outputs: int = 0
+    state_names: list[str] = field(default_factory=list)
+    counters: list[str] = field(default_factory=list)
     # _fingerprint() of the parameters at the last call; None: derive values anew.
     fingerprint: tuple | None = None
     # The tensors handed to the runtime at the last change, and their pointers.
@@ -84,7 +91,9 @@ class _Engine:
         self.input_names = input_names
         self.ranks = ranks
         self.output_spec = flatten_outputs(graph_module)[1]
-        self.mode_dependent = mode_dependent_nodes(graph_module)
+        # Modules that read their training flag (graphs are built and cached per mode), and
+        # functions whose flag was fixed when tracing (training mode is refused for those).
+        self.mode_modules, self.mode_functions = mode_dependent_nodes(graph_module)
         self.compiled: dict[tuple, _Compiled] = {}
         self.lock = threading.Lock()
 
@@ -138,10 +147,16 @@ class SolModule(torch.nn.Module):
 
     # ---------------------------------------------------------------- compile
 
+    def _mode(self, training: bool | None = None) -> str:
+        """The train/eval behaviour graphs are built with (default: the current one): one per
+        mode where modules differ."""
+        training = self.training if training is None else training
+        return ("train" if training else "eval") if self._sol.mode_modules else "any"
+
     def _compiled_for(self, shapes: Shapes, device: sol_device.Device, index: int) -> _Compiled:
-        """The compiled model for this shape set and device; caller holds the lock."""
+        """The compiled model for this shape set, mode and device; caller holds the lock."""
         engine = self._sol
-        key = (shapes, engine.dtype, device.name, index)
+        key = (shapes, engine.dtype, device.name, index, self._mode())
         entry = engine.compiled.get(key)
         if entry is None:
             if not engine.compiled:  # the shapes given to optimize(): errors as they are
@@ -167,8 +182,10 @@ class SolModule(torch.nn.Module):
     def _compile(self, shapes: Shapes, device: sol_device.Device, index: int) -> _Compiled:
         engine = self._sol
         logger.debug("building %s for inputs %s on %s:%d", type(engine.graph_module).__name__, shapes, device.name, index)
-        graph, parameter_names = build_graph(engine.graph_module, shapes, [engine.dtype] * len(shapes))
-        return self._entry(core().run_passes(graph), parameter_names, device, index)
+        built = build_graph(engine.graph_module, shapes, [engine.dtype] * len(shapes))
+        entry = self._entry(core().run_passes(built.graph), built.parameter_names, device, index)
+        entry.model_outputs, entry.state_names, entry.counters = built.model_outputs, built.state_names, built.counters
+        return entry
 
     def _entry(self, graph: Any, parameter_names: list[str], device: sol_device.Device, index: int,
                input_names: list[str] | None = None) -> _Compiled:
@@ -177,7 +194,7 @@ class SolModule(torch.nn.Module):
         engine = self._sol
         model = core().compile(graph, device.name, index, engine.autotuning, torch.get_num_threads())
         logger.debug("compiled for %s:%d: %s", device.name, index, model.source_path)
-        known_inputs = engine.input_names if input_names is None else input_names
+        known_inputs = engine.input_names + [SEED_INPUT] if input_names is None else input_names
         unknown = [name for name in model.parameter_names if name not in parameter_names]
         if unknown:
             raise RuntimeError(f"SOL internal error: the compiled model asks for unknown parameters {unknown}")
@@ -191,28 +208,35 @@ class SolModule(torch.nn.Module):
             input_order=[known_inputs.index(name) for name in model.input_names],
             output_shapes=[list(shape) for shape in model.output_shapes],
             output_dtypes=[torch_dtype(name) for name in model.output_dtypes],
+            model_outputs=len(model.output_shapes),
         )
 
     def _training_pair_for(self, shapes: Shapes, wrt: tuple[str, ...], device: sol_device.Device,
-                           index: int) -> _TrainingPair:
-        """The compiled forward and backward models for this shape set and gradient set; caller holds
-        the lock."""
+                           index: int, training: bool) -> _TrainingPair:
+        """The compiled forward and backward models for this shape set, mode and gradient set;
+        caller holds the lock."""
         engine = self._sol
-        key = ("train", shapes, engine.dtype, device.name, index, wrt)
+        key = ("train", shapes, engine.dtype, device.name, index, self._mode(training), wrt)
         pair = engine.compiled.get(key)
         if pair is None:
-            graph, parameter_names = build_graph(engine.graph_module, shapes, [engine.dtype] * len(shapes))
+            if self._mode(training) != self._mode():  # graphs are built with the modules' current flags
+                raise RuntimeError("the SOL model was switched between train() and eval() after its forward pass "
+                                   "and before backward(); call backward() first")
+            built = build_graph(engine.graph_module, shapes, [engine.dtype] * len(shapes))
+            parameter_names = built.parameter_names
             # Parameters the traced graph never reads get no gradient (None), as in PyTorch.
             used = [name for name in wrt if name in parameter_names or name in engine.input_names]
             try:
-                forward, backward, model_outputs, gradient_of = core().run_training_passes(graph, used, -1)
+                forward, backward, _, gradient_of = core().run_training_passes(built.graph, used, built.model_outputs)
             except core().Error as error:
                 raise UnsupportedError(str(error)) from None
             forward_entry = self._entry(forward, parameter_names, device, index)
+            forward_entry.model_outputs = built.model_outputs
+            forward_entry.state_names, forward_entry.counters = built.state_names, built.counters
             saved_names = [f"saved:{k}" for k in range(len(forward_entry.output_shapes))]
-            grad_names = [f"grad:{k}" for k in range(model_outputs)]
+            grad_names = [f"grad:{k}" for k in range(built.model_outputs)]
             backward_entry = self._entry(backward, parameter_names, device, index,
-                                         input_names=grad_names + saved_names + engine.input_names)
+                                         input_names=grad_names + saved_names + engine.input_names + [SEED_INPUT])
             sources = []
             for position in backward_entry.input_order:
                 if position < len(grad_names):
@@ -221,7 +245,7 @@ class SolModule(torch.nn.Module):
                     sources.append(("saved", position - len(grad_names)))
                 else:
                     sources.append(("input", position - len(grad_names) - len(saved_names)))
-            pair = _TrainingPair(forward_entry, backward_entry, model_outputs, list(gradient_of), sources)
+            pair = _TrainingPair(forward_entry, backward_entry, built.model_outputs, list(gradient_of), sources)
             engine.compiled[key] = pair
         return pair
 
@@ -278,12 +302,12 @@ class SolModule(torch.nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         engine = self._sol
-        if self.training and engine.mode_dependent:
+        if self.training and engine.mode_functions:
             raise UnsupportedError(
-                "SOL does not run training-mode behaviour yet, and this model behaves differently in training "
-                "mode (" + ", ".join(engine.mode_dependent[:5])
-                + (", ..." if len(engine.mode_dependent) > 5 else "")
-                + "); call .eval() on the SOL model first"
+                "this model calls functions whose training behaviour was fixed to eval when SOL traced it ("
+                + ", ".join(engine.mode_functions[:5])
+                + (", ..." if len(engine.mode_functions) > 5 else "")
+                + "); use their module forms (nn.Dropout, nn.BatchNorm2d), or call .eval() on the SOL model"
             )
         if len(inputs) != len(engine.ranks):
             raise TypeError(f"the SOL model takes {len(engine.ranks)} input(s), got {len(inputs)}")
@@ -292,24 +316,33 @@ class SolModule(torch.nn.Module):
         tensors = [self._check_input(i, value, device_type, device) for i, value in enumerate(inputs)]
         shapes: Shapes = tuple(tuple(tensor.shape) for tensor in tensors)
         wrt = self._gradient_names(tensors)
+        # The call's random seed rides along as the last input (read by training-mode dropout).
+        seed = torch.tensor(next_seed(), dtype=torch.int64) if self.training and engine.mode_modules else None
         if wrt:
             # Training mode runs the forward graph that keeps the activations. In eval mode a
             # call with autograd on is mostly inference without no_grad: it runs the inference
             # graph, and only a backward() through it recomputes the activations.
-            step = _GradientStep(shapes, wrt, device, index, device_type)
-            with engine.lock:
-                if self.training:
-                    step.pair = self._training_pair_for(shapes, wrt, device, index)
-                else:
-                    step.inference = self._compiled_for(shapes, device, index)
+            step = _GradientStep(shapes, wrt, device, index, device_type, self.training)
             names = tuple(name for name in wrt if name not in engine.input_names)
             parameters = [self.get_parameter(name) for name in names]
-            outputs = _TrainingStep.apply(self, step, len(tensors), names, *tensors, *parameters)
+            inputs = tensors + [seed if seed is not None else torch.zeros((), dtype=torch.int64)]
+            outputs = _TrainingStep.apply(self, step, len(inputs), names, *inputs, *parameters)
             return pytree.tree_unflatten(list(outputs), engine.output_spec)
         with engine.lock:
             entry = self._compiled_for(shapes, device, index)
+        if seed is not None:
+            tensors = tensors + [seed]
         outputs = self._run(entry, [tensors[i] for i in entry.input_order], device_type)
-        return pytree.tree_unflatten(outputs, engine.output_spec)
+        self._update_state(entry, outputs)
+        return pytree.tree_unflatten(outputs[: entry.model_outputs], engine.output_spec)
+
+    def _update_state(self, entry: _Compiled, outputs: list[torch.Tensor]) -> None:
+        """Buffers a training-mode call updates (BatchNorm's running statistics), as PyTorch does."""
+        with torch.no_grad():
+            for k, name in enumerate(entry.state_names):
+                self.get_buffer(name).copy_(outputs[entry.model_outputs + k])
+            for name in entry.counters:
+                self.get_buffer(name).add_(1)
 
     def _gradient_names(self, tensors: list[torch.Tensor]) -> tuple[str, ...]:
         """Parameters and inputs autograd wants gradients for on this call (none under no_grad or
@@ -379,16 +412,17 @@ class SolModule(torch.nn.Module):
 
 @dataclass
 class _GradientStep:
-    """What one call with autograd on ran: the training pair (training mode), or the inference
-    model (eval mode), whose backward first compiles the pair and recomputes the activations."""
+    """What one call with autograd on runs: in training mode the training pair; in eval mode the
+    inference model, and only a backward() compiles the pair and recomputes the activations. The
+    autograd node keeps this and a weak reference to the module, not the compiled models: a
+    graph outliving its model must not keep the model's native objects alive."""
 
     shapes: Shapes
     wrt: tuple[str, ...]
     device: sol_device.Device
     index: int
     device_type: str
-    pair: _TrainingPair | None = None
-    inference: _Compiled | None = None
+    training: bool
 
 
 class _TrainingStep(torch.autograd.Function):
@@ -400,14 +434,19 @@ class _TrainingStep(torch.autograd.Function):
     def forward(ctx: Any, module: SolModule, step: _GradientStep, input_count: int,
                 parameter_names: tuple[str, ...], *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         inputs = list(tensors[:input_count])
-        ctx.module, ctx.step, ctx.input_count = module, step, input_count
+        ctx.module, ctx.step, ctx.input_count = weakref.ref(module), step, input_count
         ctx.parameter_names = parameter_names  # of tensors[input_count:]
-        if step.pair is None:  # eval mode: nothing kept but the inputs
-            outputs = module._run(step.inference, [inputs[i] for i in step.inference.input_order], step.device_type)
+        ctx.recompute = not step.training
+        if ctx.recompute:  # eval mode: nothing kept but the inputs
+            with module._sol.lock:
+                inference = module._compiled_for(step.shapes, step.device, step.index)
+            outputs = module._run(inference, [inputs[i] for i in inference.input_order], step.device_type)
             ctx.save_for_backward(*inputs)
-            return tuple(outputs)
-        pair = step.pair
+            return tuple(outputs[: inference.model_outputs])
+        with module._sol.lock:
+            pair = module._training_pair_for(step.shapes, step.wrt, step.device, step.index, step.training)
         outputs = module._run(pair.forward, [inputs[i] for i in pair.forward.input_order], step.device_type)
+        module._update_state(pair.forward, outputs)
         ctx.save_for_backward(*inputs, *outputs)
         return tuple(outputs[: pair.model_outputs])
 
@@ -416,13 +455,13 @@ class _TrainingStep(torch.autograd.Function):
     def backward(ctx: Any, *gradients: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
         saved = ctx.saved_tensors
         inputs, outputs = saved[: ctx.input_count], saved[ctx.input_count:]
-        module, step = ctx.module, ctx.step
-        if step.pair is None:
-            with module._sol.lock:
-                step.pair = module._training_pair_for(step.shapes, step.wrt, step.device, step.index)
-            forward = step.pair.forward
-            outputs = module._run(forward, [inputs[i] for i in forward.input_order], step.device_type)
-        pair: _TrainingPair = step.pair
+        module, step = ctx.module(), ctx.step
+        if module is None:
+            raise RuntimeError("the SOL model was deleted before backward() reached it")
+        with module._sol.lock:  # the pair of the mode the forward ran in
+            pair = module._training_pair_for(step.shapes, step.wrt, step.device, step.index, step.training)
+        if ctx.recompute:
+            outputs = module._run(pair.forward, [inputs[i] for i in pair.forward.input_order], step.device_type)
         backward_inputs = []
         for kind, k in pair.backward_sources:
             if kind == "grad":  # None: that output did not reach the loss
@@ -434,7 +473,7 @@ class _TrainingStep(torch.autograd.Function):
                 backward_inputs.append(inputs[k])
         results = module._run(pair.backward, backward_inputs, step.device_type)
         by_name = dict(zip(pair.gradient_of, results))
-        input_names = module._sol.input_names
+        input_names = module._sol.input_names + [SEED_INPUT]
         first = 4  # apply()'s arguments before the tensors
         input_gradients = [by_name.get(input_names[i]) if ctx.needs_input_grad[first + i] else None
                            for i in range(ctx.input_count)]

@@ -193,9 +193,9 @@ def batch_norm(b, input, running_mean, running_var, weight=None, bias=None, trai
 
 @modules(nn.BatchNorm2d)
 def batch_norm2d_module(b, module, input):
-    if not module.track_running_stats:
-        _reject("track_running_stats=False (eval mode uses batch statistics)")
     _require_rank(b, _tensor(input), 4, "BatchNorm2d")
+    if module.training or not module.track_running_stats:
+        return _batch_norm_with_batch_statistics(b, module, _tensor(input))
     return batch_norm(
         b,
         input,
@@ -205,6 +205,41 @@ def batch_norm2d_module(b, module, input):
         b.module_parameter(module, "bias") if module.affine else None,
         eps=module.eps,
     )
+
+
+def _batch_norm_with_batch_statistics(b, module, x):
+    """nn.BatchNorm2d in training mode (or without running statistics): normalized by the batch's
+    mean and biased variance over N, H, W; in training mode the running estimates are updated as
+    PyTorch does, with `momentum` and the unbiased variance, and num_batches_tracked counts the call."""
+    n, channels, height, width = b.shape(x)
+    count = n * height * width
+    if module.training and count <= 1:
+        _reject(f"training needs more than 1 value per channel, got input {[n, channels, height, width]}")
+    axes = [0, 2, 3]
+    mean = b.op("mean", [x], axes=axes, keepdim=True)
+    centered = b.op("sub", [x, mean])
+    var = b.op("mean", [b.op("mul", [centered, centered])], axes=axes, keepdim=True)
+    y = b.op("mul", [centered, b.op("rsqrt", [b.op("add", [var, b.constant(module.eps, like=x)])])])
+    if module.affine:
+        per_channel = [channels, 1, 1]
+        y = b.op("mul", [y, b.op("reshape", [b.module_parameter(module, "weight")], shape=per_channel)])
+        y = b.op("add", [y, b.op("reshape", [b.module_parameter(module, "bias")], shape=per_channel)])
+    if module.training and module.track_running_stats:
+        if module.momentum is None:
+            _reject("momentum=None (a cumulative average over all batches) is not supported yet")
+        momentum = float(module.momentum)
+
+        def updated(name, batch_value):
+            running = b.module_parameter(module, name)
+            old = b.op("mul", [running, b.constant(1.0 - momentum, like=x)])
+            new = b.op("mul", [b.op("reshape", [batch_value], shape=[channels]), b.constant(momentum, like=x)])
+            return b.op("add", [old, new])
+
+        b.update_state(f"{b.path}.running_mean", updated("running_mean", mean))
+        unbiased = b.op("mul", [var, b.constant(count / (count - 1), like=x)])
+        b.update_state(f"{b.path}.running_var", updated("running_var", unbiased))
+        b.count_call(f"{b.path}.num_batches_tracked")
+    return y
 
 
 # ---------------------------------------------------------------- elementwise unary
@@ -501,12 +536,20 @@ FUNCTIONS_BY_NAME["torchvision.ops.stochastic_depth.stochastic_depth"] = stochas
 
 @modules(*_DROPOUT_MODULES, nn.Identity)
 def identity_module(b, module, input, *args, **kwargs):
-    # Dropout is the identity at inference; nn.Identity ignores extra arguments.
+    # Dropout is the identity at inference and with p=0; nn.Identity ignores extra arguments.
+    if isinstance(module, nn.modules.dropout._DropoutNd) and module.training and module.p > 0:
+        if type(module) is not nn.Dropout:
+            _reject(f"{type(module).__name__}(p={module.p}) in training mode (whole channels or alpha dropout) "
+                    "is not supported yet; call .eval() or use nn.Dropout")
+        if module.p >= 1:
+            _reject("Dropout(p=1) in training mode zeroes everything")
+        return b.op("dropout", [_tensor(input), b.seed()], p=float(module.p))
     return b.op("identity", [_tensor(input)])
 
 
-# The graph is built with eval behaviour for these; SolModule refuses to run
-# them in training mode.
+# Modules whose behaviour follows their `training` flag: the graph is built per mode (their
+# handlers read the flag). Functions given `training=self.training` are evaluated when the model
+# is traced (in eval mode), so SolModule refuses to run those in training mode.
 MODE_DEPENDENT_MODULES = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
 MODE_DEPENDENT_FUNCTIONS = frozenset([*_DROPOUT_FUNCTIONS, torch.dropout, F.batch_norm])
 MODE_DEPENDENT_FUNCTION_NAMES = frozenset(["torchvision.ops.stochastic_depth.stochastic_depth"])

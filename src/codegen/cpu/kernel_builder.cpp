@@ -232,7 +232,22 @@ std::string KernelBuilder::elementwise_expression(const ir::Node& node,
         case ir::Op::Mul: return "(" + x[0] + " * " + x[1] + ")";
         case ir::Op::Div: return "(" + x[0] + " / " + x[1] + ")";
         case ir::Op::ReluGrad: return "sol_relu_grad(" + x[0] + ", " + x[1] + ")";
+        case ir::Op::ClampGrad:
+            return std::string(node.attrs.get_int("inclusive", 1) ? "sol_clamp_grad_inclusive(" : "sol_clamp_grad_exclusive(") +
+                   x[0] + ", " + x[1] + ", " + literal(node.attrs.get_float("min"), ir::DType::Float32) + ", " +
+                   literal(node.attrs.get_float("max"), ir::DType::Float32) + ")";
         case ir::Op::Expand: return x[0];  // the operand is read at its broadcast position
+        case ir::Op::Dropout: {
+            // The element's index in the output's logical (row-major) order:
+            // the same mask whatever layout or kernel computes it.
+            const ir::Shape& shape = graph_.tensor(node.output).shape;
+            std::string index = shape.empty() ? "0" : "i0";
+            for (std::size_t d = 1; d < shape.size(); ++d)
+                index = "(" + index + ")*" + std::to_string(shape[d]) + " + i" + std::to_string(d);
+            const double p = node.attrs.get_float("p");
+            return "sol_dropout(" + x[0] + ", " + x[1] + ", " + index + ", " + literal(p, ir::DType::Float32) + ", " +
+                   literal(1.0 / (1.0 - p), ir::DType::Float32) + ")";
+        }
         default:
             throw Error("internal: op '" + std::string(ir::name(node.op)) +
                         "' reached the elementwise emitter; a lowering pass is missing");

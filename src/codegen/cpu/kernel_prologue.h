@@ -24,9 +24,29 @@ static inline float sol_gelu_tanh(float x) {
 static inline float sol_hardsigmoid(float x) { return sol_clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f; }
 static inline float sol_hardswish(float x) { return x * sol_clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f; }
 static inline float sol_rsqrt(float x) { return 1.0f / std::sqrt(x); }
+// Training-mode dropout of element `index` on a call seeded `seed`: a
+// counter-based hash (SplitMix64's finalizer) gives 24 uniform bits, so any
+// thread, layout or fused kernel draws the same mask, and the backward
+// redraws it instead of storing it. Kept elements are scaled by 1/(1-p).
+static inline float sol_dropout(float x, int64_t seed, int64_t index, float p, float scale) {
+    uint64_t z = static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(index);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
+    return u < p ? 0.0f : x * scale;
+}
 // ReLU's backward from its output, as PyTorch's threshold_backward: the
 // gradient passes where y > 0 (and where y is NaN).
 static inline float sol_relu_grad(float dy, float y) { return y <= 0.0f ? 0.0f : dy; }
+// Clamp's backward: torch.clamp passes the gradient where lo <= x <= hi (not
+// for NaN); hardtanh and ReLU6 where lo < x < hi (and for NaN).
+static inline float sol_clamp_grad_inclusive(float dy, float x, float lo, float hi) {
+    return x >= lo && x <= hi ? dy : 0.0f;
+}
+static inline float sol_clamp_grad_exclusive(float dy, float x, float lo, float hi) {
+    return x <= lo || x >= hi ? 0.0f : dy;
+}
 // Max pooling keeps the first NaN it meets, as PyTorch does.
 static inline bool sol_takes_max(float candidate, float best) { return candidate > best || std::isnan(candidate); }
 
