@@ -31,7 +31,8 @@ enum Trait : std::uint32_t {
 // input_shape} and conv2d_backward_weight(dy, x){conv attributes,
 // weight_shape}; max_pool2d_backward(dy, x), avg_pool2d_backward(dy) and
 // adaptive_avg_pool2d_backward(dy) with the forward pool's attributes and
-// input_shape.
+// input_shape. The convolution gradients anchor no fused chain: oneDNN runs
+// them alone, the chain (relu_grad, a gradient sum) as its own kernel.
 #define SOL_OP_TABLE(X)                                                              \
     X(Conv2d, "conv2d", 2, 3, Contraction | FloatOnly)                               \
     X(Linear, "linear", 2, 3, Contraction | FloatOnly)                               \
@@ -60,8 +61,8 @@ enum Trait : std::uint32_t {
     X(ReluGrad, "relu_grad", 2, 2, Elementwise | FloatOnly)                          \
     X(ClampGrad, "clamp_grad", 2, 2, Elementwise | FloatOnly)                        \
     X(Expand, "expand", 1, 1, Elementwise)                                           \
-    X(Conv2dBackwardData, "conv2d_backward_data", 2, 2, Contraction | FloatOnly)     \
-    X(Conv2dBackwardWeight, "conv2d_backward_weight", 2, 2, Contraction | FloatOnly) \
+    X(Conv2dBackwardData, "conv2d_backward_data", 2, 2, FloatOnly)                   \
+    X(Conv2dBackwardWeight, "conv2d_backward_weight", 2, 2, FloatOnly)               \
     X(MaxPool2dBackward, "max_pool2d_backward", 2, 2, FloatOnly)                     \
     X(AvgPool2dBackward, "avg_pool2d_backward", 1, 1, FloatOnly)                     \
     X(AdaptiveAvgPool2dBackward, "adaptive_avg_pool2d_backward", 1, 1, FloatOnly)    \

@@ -94,10 +94,14 @@ GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target,
             call.description = std::string(ir::name(graph.nodes()[cluster.front()].op));
             const std::string where = origins(graph, cluster);
             if (!where.empty()) call.description += "  # " + where;
-            // Generated code reads the anchor's operands row-major only.
-            const auto& anchor_inputs = graph.nodes()[cluster.front()].inputs;
-            if (std::all_of(anchor_inputs.begin(), anchor_inputs.end(),
-                            [&](int id) { return graph.tensor(id).channel_block == 0; })) {
+            // Generated code reads the anchor's operands row-major only. The
+            // generated convolution gradients are reference loop nests, never
+            // worth timing against the library.
+            const ir::Node& anchor = graph.nodes()[cluster.front()];
+            const bool reference_only =
+                anchor.op == ir::Op::Conv2dBackwardData || anchor.op == ir::Op::Conv2dBackwardWeight;
+            if (!reference_only && std::all_of(anchor.inputs.begin(), anchor.inputs.end(),
+                                               [&](int id) { return graph.tensor(id).channel_block == 0; })) {
                 KernelBuilder builder(graph, cluster, target);
                 call.alternative = emit_function(builder);
                 call.alternative_arguments = builder.arguments();

@@ -14,6 +14,7 @@
 #include <oneapi/dnnl/dnnl_version.h>
 
 #include "sol/backends/dnnl/dnnl_convolution.h"
+#include "sol/backends/dnnl/dnnl_convolution_backward.h"
 #include "sol/backends/dnnl/dnnl_linear.h"
 #endif
 #include "sol/error.h"
@@ -136,6 +137,8 @@ public:
             const ir::Op anchor = graph.nodes()[call.nodes.front()].op;
             if (anchor == ir::Op::Conv2d) return backends::dnnl::make_convolution(graph, call.nodes, call.arguments);
             if (anchor == ir::Op::Linear) return backends::dnnl::make_linear(graph, call.nodes, call.arguments);
+            if (anchor == ir::Op::Conv2dBackwardData || anchor == ir::Op::Conv2dBackwardWeight)
+                return backends::dnnl::make_convolution_backward(graph, call.nodes, call.arguments);
             throw DeviceError("internal: the dnn backend has no kernel for '" + std::string(ir::name(anchor)) + "'");
         }
 #endif
@@ -188,11 +191,12 @@ private:
     std::string select_backend(const ir::Graph& graph, const std::vector<int>& cluster) const {
 #ifdef SOL_HAVE_DNNL
         const ir::Node& anchor = graph.nodes()[cluster.front()];
-        if (!dnn_enabled() || (anchor.op != ir::Op::Conv2d && anchor.op != ir::Op::Linear)) return "";
+        const bool gradient = anchor.op == ir::Op::Conv2dBackwardData || anchor.op == ir::Op::Conv2dBackwardWeight;
+        if (!dnn_enabled() || (anchor.op != ir::Op::Conv2d && anchor.op != ir::Op::Linear && !gradient)) return "";
         std::string reason;
-        const bool supported = anchor.op == ir::Op::Conv2d
-                                   ? backends::dnnl::supports_convolution(graph, cluster, reason)
-                                   : backends::dnnl::supports_linear(graph, cluster, reason);
+        const bool supported = anchor.op == ir::Op::Conv2d ? backends::dnnl::supports_convolution(graph, cluster, reason)
+                               : gradient ? backends::dnnl::supports_convolution_backward(graph, cluster, reason)
+                                          : backends::dnnl::supports_linear(graph, cluster, reason);
         if (supported) return "dnn";
         if (log::enabled(log::Level::Debug))
             log::debug("dnn not chosen for " + std::string(ir::name(anchor.op)) + " at " + anchor.origin + ": " +

@@ -1,0 +1,189 @@
+#include "sol/backends/dnnl/dnnl_convolution_backward.h"
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstdlib>
+
+#include "dnnl_post_ops.h"
+#include "sol/error.h"
+#include "sol/log.h"
+
+namespace sol::backends::dnnl {
+namespace {
+
+namespace dn = ::dnnl;
+using tag = dn::memory::format_tag;
+using dt = dn::memory::data_type;
+
+dn::memory::dims dims_of(const ir::Shape& shape) { return dn::memory::dims(shape.begin(), shape.end()); }
+
+// oneDNN wants grouped weights as [G, O/G, I/G, KH, KW].
+dn::memory::dims weight_dims(std::int64_t groups, const ir::Shape& w) {
+    if (groups == 1) return dims_of(w);
+    return {groups, w[0] / groups, w[1], w[2], w[3]};
+}
+
+// The primitive of one gradient node, on the layouts oneDNN picks (tag::any),
+// from the forward convolution it differentiates (oneDNN's hint).
+struct Plan {
+    bool data = true;  // conv2d_backward_data (else backward_weight)
+    dn::convolution_backward_data::primitive_desc data_pd;
+    dn::convolution_backward_weights::primitive_desc weights_pd;
+    dn::memory::desc user_x, user_w, user_dy;  // the graph's row-major layouts
+};
+
+Plan plan_for(const ir::Graph& graph, const std::vector<int>& cluster) {
+    if (cluster.size() != 1) throw Error("a fused chain follows the gradient");
+    const ir::Node& node = graph.nodes()[cluster.front()];
+    Plan plan;
+    plan.data = node.op == ir::Op::Conv2dBackwardData;
+    if (!plan.data && node.op != ir::Op::Conv2dBackwardWeight) throw Error("not a convolution gradient");
+    for (int id : {node.inputs[0], node.inputs[1], node.output})
+        if (graph.tensor(id).channel_block != 0) throw Error("channel-blocked operands");
+    const ir::Shape& dy = graph.tensor(node.inputs[0]).shape;
+    const ir::Shape x = plan.data ? graph.tensor(node.output).shape : graph.tensor(node.inputs[1]).shape;
+    const ir::Shape w = plan.data ? graph.tensor(node.inputs[1]).shape : graph.tensor(node.output).shape;
+    const std::int64_t groups = node.attrs.get_int("groups", 1);
+    const auto stride = node.attrs.get_ints("stride", {1, 1});
+    const auto padding = node.attrs.get_ints("padding", {0, 0});
+    const auto dilation = node.attrs.get_ints("dilation", {1, 1});
+    const dn::memory::dims strides(stride.begin(), stride.end()), pads(padding.begin(), padding.end());
+    const dn::memory::dims dilates{dilation[0] - 1, dilation[1] - 1};  // oneDNN counts gaps
+    const dn::memory::desc any_x(dims_of(x), dt::f32, tag::any), any_dy(dims_of(dy), dt::f32, tag::any);
+    const dn::memory::desc any_w(weight_dims(groups, w), dt::f32, tag::any);
+    plan.user_x = dn::memory::desc(dims_of(x), dt::f32, tag::nchw);
+    plan.user_dy = dn::memory::desc(dims_of(dy), dt::f32, tag::nchw);
+    plan.user_w = dn::memory::desc(weight_dims(groups, w), dt::f32, groups == 1 ? tag::oihw : tag::goihw);
+    try {
+        const dn::convolution_forward::primitive_desc hint(
+            dn::convolution_forward::desc(dn::prop_kind::forward_training, dn::algorithm::convolution_direct, any_x,
+                                          any_w, any_dy, strides, dilates, pads, pads),
+            engine());
+        dn::primitive_attr attributes;
+        attributes.set_scratchpad_mode(dn::scratchpad_mode::user);  // per call, so calls never share one
+        std::string implementation;
+        if (plan.data) {
+            plan.data_pd = dn::convolution_backward_data::primitive_desc(
+                dn::convolution_backward_data::desc(dn::algorithm::convolution_direct, any_x, any_w, any_dy, strides,
+                                                    dilates, pads, pads),
+                attributes, engine(), hint);
+            implementation = plan.data_pd.impl_info_str();
+        } else {
+            plan.weights_pd = dn::convolution_backward_weights::primitive_desc(
+                dn::convolution_backward_weights::desc(dn::algorithm::convolution_direct, any_x, any_w, any_dy,
+                                                       strides, dilates, pads, pads),
+                attributes, engine(), hint);
+            implementation = plan.weights_pd.impl_info_str();
+        }
+        // The reference implementation is a plain loop nest like SOL's own.
+        if (implementation.rfind("ref", 0) == 0) throw Error("oneDNN has only its reference implementation");
+    } catch (const dn::error& error) {
+        throw Error(std::string("oneDNN rejected the convolution gradient: ") + error.what());
+    }
+    return plan;
+}
+
+// Runs `reorder` from `from` (at `data`) into a thread-local buffer in
+// layout `to` unless the layouts agree; returns the memory to read.
+dn::memory converted(const dn::memory::desc& from, void* data, const dn::memory::desc& to, std::vector<char>& buffer) {
+    dn::memory user(from, engine(), data);
+    if (from == to) return user;
+    buffer.resize(to.get_size());
+    dn::memory target(to, engine(), buffer.data());
+    dn::reorder(user, target).execute(thread_stream(), user, target);
+    return target;
+}
+
+class ConvolutionBackward final : public LibraryKernel {
+public:
+    ConvolutionBackward(const ir::Graph& graph, const std::vector<int>& cluster) : plan_(plan_for(graph, cluster)) {
+        if (plan_.data)
+            primitive_ = dn::convolution_backward_data(plan_.data_pd);
+        else
+            primitive_ = dn::convolution_backward_weights(plan_.weights_pd);
+        if (plan_.data) {
+            reordered_ = std::aligned_alloc(64, (plan_.data_pd.weights_desc().get_size() + 63) / 64 * 64);
+            if (reordered_ == nullptr) throw Error("out of memory for reordered convolution weights");
+        }
+        log::debug("oneDNN " + std::string(plan_.data ? plan_.data_pd.impl_info_str() : plan_.weights_pd.impl_info_str()) +
+                   " for " + std::string(ir::name(graph.nodes()[cluster.front()].op)) + " at " +
+                   graph.nodes()[cluster.front()].origin);
+    }
+    ~ConvolutionBackward() override { std::free(reordered_); }
+    ConvolutionBackward(const ConvolutionBackward&) = delete;
+    ConvolutionBackward& operator=(const ConvolutionBackward&) = delete;
+
+    // The data gradient's weights into the primitive's layout, once per update.
+    void prepare(void* const* args) override {
+        if (plan_.data) reorder_weights(plan_.user_w, args[1], plan_.data_pd.weights_desc(), reordered_);
+    }
+    bool reads_only_in_prepare(std::size_t index) const override { return plan_.data && index == 1; }
+
+    void run(void* const* args) override {
+        thread_local std::vector<char> scratchpad, dy_buffer, x_buffer, out_buffer;
+        dn::stream& stream = thread_stream();
+        if (plan_.data) {
+            const auto& pd = plan_.data_pd;
+            scratchpad.resize(std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
+            const dn::memory dy = converted(plan_.user_dy, args[0], pd.diff_dst_desc(), dy_buffer);
+            finish(pd.diff_src_desc(), plan_.user_x, args[2], out_buffer, [&](const dn::memory& out) {
+                primitive_.execute(
+                    stream, {{DNNL_ARG_DIFF_DST, dy},
+                             {DNNL_ARG_WEIGHTS, dn::memory(pd.weights_desc(), engine(), reordered_)},
+                             {DNNL_ARG_DIFF_SRC, out},
+                             {DNNL_ARG_SCRATCHPAD, dn::memory(pd.scratchpad_desc(), engine(), scratchpad.data())}});
+            });
+        } else {
+            const auto& pd = plan_.weights_pd;
+            scratchpad.resize(std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
+            const dn::memory dy = converted(plan_.user_dy, args[0], pd.diff_dst_desc(), dy_buffer);
+            const dn::memory x = converted(plan_.user_x, args[1], pd.src_desc(), x_buffer);
+            finish(pd.diff_weights_desc(), plan_.user_w, args[2], out_buffer, [&](const dn::memory& out) {
+                primitive_.execute(
+                    stream, {{DNNL_ARG_SRC, x},
+                             {DNNL_ARG_DIFF_DST, dy},
+                             {DNNL_ARG_DIFF_WEIGHTS, out},
+                             {DNNL_ARG_SCRATCHPAD, dn::memory(pd.scratchpad_desc(), engine(), scratchpad.data())}});
+            });
+        }
+        stream.wait();
+    }
+
+private:
+    // Computes into the caller's output when the layouts agree, else into a
+    // buffer in the primitive's layout reordered there afterwards.
+    template <typename Compute>
+    static void finish(const dn::memory::desc& produced, const dn::memory::desc& user, void* data,
+                       std::vector<char>& buffer, Compute&& compute) {
+        dn::memory out(user, engine(), data);
+        if (produced == user) return compute(out);
+        buffer.resize(produced.get_size());
+        dn::memory result(produced, engine(), buffer.data());
+        compute(result);
+        dn::reorder(result, out).execute(thread_stream(), result, out);
+    }
+
+    Plan plan_;
+    dn::primitive primitive_;
+    void* reordered_ = nullptr;
+};
+
+}  // namespace
+
+bool supports_convolution_backward(const ir::Graph& graph, const std::vector<int>& cluster, std::string& reason) {
+    try {
+        plan_for(graph, cluster);
+        return true;
+    } catch (const Error& error) {
+        reason = error.what();
+        return false;
+    }
+}
+
+std::unique_ptr<LibraryKernel> make_convolution_backward(const ir::Graph& graph, const std::vector<int>& cluster,
+                                                         const std::vector<int>& arguments) {
+    if (arguments.size() != 3) throw Error("internal: a convolution gradient call takes dy, one operand and its output");
+    return std::make_unique<ConvolutionBackward>(graph, cluster);
+}
+
+}  // namespace sol::backends::dnnl
