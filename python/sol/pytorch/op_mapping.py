@@ -179,7 +179,7 @@ def linear_module(b, module, input):
 @functions(F.batch_norm)
 def batch_norm(b, input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     if training:
-        _reject("training=True (batch statistics); SOL runs inference only so far")
+        _reject("training=True (batch statistics) through F.batch_norm is not supported yet; nn.BatchNorm2d is")
     if running_mean is None or running_var is None:
         _reject("no running statistics (eval mode would use batch statistics)")
     x = _tensor(input)
@@ -515,7 +515,8 @@ def dropout(b, input, p=0.5, training=True, inplace=False):
     # The model is traced in eval mode, so `training=self.training` arrives False;
     # a literal True means random masks even in eval, which SOL cannot reproduce.
     if training:
-        _reject("training=True draws random masks; SOL runs inference only (use training=self.training)")
+        _reject("a functional dropout with training=True is not supported yet; nn.Dropout is (random masks "
+                "in training mode)")
     return b.op("identity", [_tensor(input)])
 
 
@@ -527,7 +528,7 @@ def torch_dropout(b, input, p, train):
 def stochastic_depth(b, input, p, mode, training=True):
     # torchvision.ops.stochastic_depth: the identity at inference, random otherwise.
     if training:
-        _reject("training=True drops random paths; SOL runs inference only")
+        _reject("training=True drops random paths; not supported yet")
     return b.op("identity", [_tensor(input)])
 
 
