@@ -1,5 +1,7 @@
 #include "gradient_rules.h"
 
+#include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "sol/error.h"
@@ -67,6 +69,23 @@ std::vector<std::int64_t> reduced_axes(const ir::Node& node, std::size_t rank) {
     return axes;
 }
 
+// `g` where x lies within [lo, hi] (inclusive; NaN gets 0) or (lo, hi) (not;
+// NaN passes). `outside`: the complement, where clamp_grad would give 0.
+int clamp_gradient(Builder& b, int g, int x, double lo, double hi, bool inclusive, bool outside = false) {
+    ir::Attributes attrs;
+    attrs.set("min", lo);
+    attrs.set("max", hi);
+    attrs.set("inclusive", std::int64_t{inclusive ? 1 : 0});
+    const int inside = b.op(ir::Op::ClampGrad, {g, x}, attrs);
+    return outside ? b.op(ir::Op::Sub, {g, inside}) : inside;
+}
+
+// `g` strictly inside (lo, hi), 0 on the bounds and for NaN: the inclusive
+// rule on the nearest floats inside the bounds.
+int strictly_inside(Builder& b, int g, int x, float lo, float hi) {
+    return clamp_gradient(b, g, x, std::nextafter(lo, hi), std::nextafter(hi, lo), true);
+}
+
 }  // namespace
 
 std::vector<int> input_gradients(ir::Graph& graph, const ir::Node& node, int g, const std::vector<bool>& wanted) {
@@ -112,6 +131,27 @@ std::vector<int> input_gradients(ir::Graph& graph, const ir::Node& node, int g, 
             break;
         case Op::Sigmoid:  // y (1 - y)
             set(0, [&] { return b.op(Op::Mul, {g, b.op(Op::Mul, {y, b.op(Op::Sub, {b.constant(1.0), y})})}); });
+            break;
+        case Op::Silu:  // s (1 + x (1 - s)) with s = sigmoid(x)
+            set(0, [&] {
+                const int s = b.op(Op::Sigmoid, {in[0]});
+                const int inner = b.op(Op::Add, {b.constant(1.0), b.op(Op::Mul, {in[0], b.op(Op::Sub, {b.constant(1.0), s})})});
+                return b.op(Op::Mul, {g, b.op(Op::Mul, {s, inner})});
+            });
+            break;
+        case Op::Hardsigmoid:  // 1/6 strictly inside (-3, 3), 0 elsewhere and for NaN, as PyTorch
+            set(0, [&] { return b.op(Op::Mul, {strictly_inside(b, g, in[0], -3.0f, 3.0f), b.constant(1.0 / 6.0)}); });
+            break;
+        case Op::Hardswish:  // x/3 + 1/2 inside (-3, 3), 1 from 3 up (and for NaN), 0 to -3, as PyTorch
+            set(0, [&] {
+                const int slope = b.op(Op::Add, {b.op(Op::Mul, {in[0], b.constant(1.0 / 3.0)}), b.constant(0.5)});
+                // Masked after the product, so a NaN x (slope NaN) contributes 0 here.
+                const int middle = strictly_inside(b, b.op(Op::Mul, {g, slope}), in[0], -3.0f, 3.0f);
+                // g where x >= 3 or NaN: the complement of x in [-inf, the float below 3].
+                const int above = clamp_gradient(b, g, in[0], -std::numeric_limits<double>::infinity(),
+                                                 std::nextafter(3.0f, 0.0f), true, true);
+                return b.op(Op::Add, {middle, above});
+            });
             break;
         case Op::Tanh:  // 1 - y^2
             set(0, [&] { return b.op(Op::Mul, {g, b.op(Op::Sub, {b.constant(1.0), b.op(Op::Mul, {y, y})})}); });
