@@ -19,7 +19,9 @@ public:
         return graph_.add_node(op, std::move(inputs), std::move(attrs), origin_);
     }
     int constant(double value) { return graph_.add_constant(value, ir::DType::Float32); }
-    const ir::Shape& shape(int tensor) const { return graph_.tensor(tensor).shape; }
+    // A copy: adding nodes may move the graph's tensors, and rules keep
+    // shapes across the nodes they add.
+    ir::Shape shape(int tensor) const { return graph_.tensor(tensor).shape; }
 
     int reshape(int tensor, const ir::Shape& shape) {
         if (this->shape(tensor) == shape) return tensor;
@@ -48,7 +50,7 @@ public:
     // The gradient of a broadcast operand: summed over the axes it was
     // broadcast along, in its own shape.
     int unbroadcast(int gradient, const ir::Shape& operand) {
-        const ir::Shape& from = shape(gradient);
+        const ir::Shape from = shape(gradient);
         if (from == operand) return gradient;
         const std::size_t lead = from.size() - operand.size();
         std::vector<std::int64_t> axes;
