@@ -105,6 +105,9 @@ static_assert(kOpCount == 43, "op table changed: update shape rules, emitters an
 constexpr const OpInfo& info(Op op) { return kOpTable[static_cast<std::size_t>(op)]; }
 constexpr bool has_trait(Op op, Trait trait) { return (info(op).traits & trait) != 0; }
 constexpr std::string_view name(Op op) { return info(op).name; }
+// The convolution gradients: a library kernel where the device has one,
+// else SOL's reference loop nests.
+constexpr bool is_convolution_gradient(Op op) { return op == Op::Conv2dBackwardData || op == Op::Conv2dBackwardWeight; }
 
 // Throws sol::Error listing the known ops when `text` names none.
 Op parse_op(std::string_view text);

@@ -36,8 +36,8 @@ Plan plan_for(const ir::Graph& graph, const std::vector<int>& cluster) {
     if (cluster.size() != 1) throw Error("a fused chain follows the gradient");
     const ir::Node& node = graph.nodes()[cluster.front()];
     Plan plan;
+    if (!ir::is_convolution_gradient(node.op)) throw Error("not a convolution gradient");
     plan.data = node.op == ir::Op::Conv2dBackwardData;
-    if (!plan.data && node.op != ir::Op::Conv2dBackwardWeight) throw Error("not a convolution gradient");
     for (int id : {node.inputs[0], node.inputs[1], node.output})
         if (graph.tensor(id).channel_block != 0) throw Error("channel-blocked operands");
     const ir::Shape& dy = graph.tensor(node.inputs[0]).shape;
@@ -83,27 +83,39 @@ Plan plan_for(const ir::Graph& graph, const std::vector<int>& cluster) {
     return plan;
 }
 
-// Runs `reorder` from `from` (at `data`) into a thread-local buffer in
-// layout `to` unless the layouts agree; returns the memory to read.
-dn::memory converted(const dn::memory::desc& from, void* data, const dn::memory::desc& to, std::vector<char>& buffer) {
+// A reorder between two layouts, made once; none where they agree.
+dn::reorder reorder_between(const dn::memory::desc& from, const dn::memory::desc& to) {
+    return from == to ? dn::reorder() : dn::reorder(dn::reorder::primitive_desc(engine(), from, engine(), to));
+}
+
+// `data` in layout `from`, as the primitive reads it: itself, or converted by
+// `reorder` into a thread-local buffer in layout `to`.
+dn::memory converted(const dn::reorder& reorder, const dn::memory::desc& from, void* data, const dn::memory::desc& to,
+                     std::vector<char>& buffer) {
     dn::memory user(from, engine(), data);
-    if (from == to) return user;
+    if (!reorder) return user;
     buffer.resize(to.get_size());
     dn::memory target(to, engine(), buffer.data());
-    dn::reorder(user, target).execute(thread_stream(), user, target);
+    reorder.execute(thread_stream(), user, target);
     return target;
 }
 
 class ConvolutionBackward final : public LibraryKernel {
 public:
     ConvolutionBackward(const ir::Graph& graph, const std::vector<int>& cluster) : plan_(plan_for(graph, cluster)) {
-        if (plan_.data)
-            primitive_ = dn::convolution_backward_data(plan_.data_pd);
-        else
-            primitive_ = dn::convolution_backward_weights(plan_.weights_pd);
         if (plan_.data) {
-            reordered_ = std::aligned_alloc(64, (plan_.data_pd.weights_desc().get_size() + 63) / 64 * 64);
+            const auto& pd = plan_.data_pd;
+            primitive_ = dn::convolution_backward_data(pd);
+            dy_in_ = reorder_between(plan_.user_dy, pd.diff_dst_desc());
+            out_back_ = reorder_between(pd.diff_src_desc(), plan_.user_x);
+            reordered_ = std::aligned_alloc(64, (pd.weights_desc().get_size() + 63) / 64 * 64);
             if (reordered_ == nullptr) throw Error("out of memory for reordered convolution weights");
+        } else {
+            const auto& pd = plan_.weights_pd;
+            primitive_ = dn::convolution_backward_weights(pd);
+            dy_in_ = reorder_between(plan_.user_dy, pd.diff_dst_desc());
+            x_in_ = reorder_between(plan_.user_x, pd.src_desc());
+            out_back_ = reorder_between(pd.diff_weights_desc(), plan_.user_w);
         }
         log::debug("oneDNN " + std::string(plan_.data ? plan_.data_pd.impl_info_str() : plan_.weights_pd.impl_info_str()) +
                    " for " + std::string(ir::name(graph.nodes()[cluster.front()].op)) + " at " +
@@ -125,7 +137,7 @@ public:
         if (plan_.data) {
             const auto& pd = plan_.data_pd;
             scratchpad.resize(std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
-            const dn::memory dy = converted(plan_.user_dy, args[0], pd.diff_dst_desc(), dy_buffer);
+            const dn::memory dy = converted(dy_in_, plan_.user_dy, args[0], pd.diff_dst_desc(), dy_buffer);
             finish(pd.diff_src_desc(), plan_.user_x, args[2], out_buffer, [&](const dn::memory& out) {
                 primitive_.execute(
                     stream, {{DNNL_ARG_DIFF_DST, dy},
@@ -136,8 +148,8 @@ public:
         } else {
             const auto& pd = plan_.weights_pd;
             scratchpad.resize(std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
-            const dn::memory dy = converted(plan_.user_dy, args[0], pd.diff_dst_desc(), dy_buffer);
-            const dn::memory x = converted(plan_.user_x, args[1], pd.src_desc(), x_buffer);
+            const dn::memory dy = converted(dy_in_, plan_.user_dy, args[0], pd.diff_dst_desc(), dy_buffer);
+            const dn::memory x = converted(x_in_, plan_.user_x, args[1], pd.src_desc(), x_buffer);
             finish(pd.diff_weights_desc(), plan_.user_w, args[2], out_buffer, [&](const dn::memory& out) {
                 primitive_.execute(
                     stream, {{DNNL_ARG_SRC, x},
@@ -151,20 +163,21 @@ public:
 
 private:
     // Computes into the caller's output when the layouts agree, else into a
-    // buffer in the primitive's layout reordered there afterwards.
+    // buffer in the primitive's layout that out_back_ reorders there.
     template <typename Compute>
-    static void finish(const dn::memory::desc& produced, const dn::memory::desc& user, void* data,
-                       std::vector<char>& buffer, Compute&& compute) {
+    void finish(const dn::memory::desc& produced, const dn::memory::desc& user, void* data, std::vector<char>& buffer,
+                Compute&& compute) const {
         dn::memory out(user, engine(), data);
-        if (produced == user) return compute(out);
+        if (!out_back_) return compute(out);
         buffer.resize(produced.get_size());
         dn::memory result(produced, engine(), buffer.data());
         compute(result);
-        dn::reorder(result, out).execute(thread_stream(), result, out);
+        out_back_.execute(thread_stream(), result, out);
     }
 
     Plan plan_;
     dn::primitive primitive_;
+    dn::reorder dy_in_, x_in_, out_back_;  // between the graph's layouts and the primitive's, where they differ
     void* reordered_ = nullptr;
 };
 

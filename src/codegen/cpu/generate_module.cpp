@@ -35,8 +35,8 @@ std::vector<std::vector<int>> clusters_in_execution_order(const ir::Graph& graph
 void emit(KernelBuilder& builder) {
     const ir::Op op = builder.anchor().op;
     if (op == ir::Op::Conv2d) return emit_conv2d(builder);
-    if (op == ir::Op::Conv2dBackwardData || op == ir::Op::Conv2dBackwardWeight || op == ir::Op::MaxPool2dBackward ||
-        op == ir::Op::AvgPool2dBackward || op == ir::Op::AdaptiveAvgPool2dBackward)
+    if (ir::is_convolution_gradient(op) || op == ir::Op::MaxPool2dBackward || op == ir::Op::AvgPool2dBackward ||
+        op == ir::Op::AdaptiveAvgPool2dBackward)
         return emit_gradient(builder);
     if (op == ir::Op::Linear) return emit_linear(builder);
     if (ir::has_trait(op, ir::Pooling)) return emit_pooling(builder);
@@ -98,9 +98,7 @@ GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target,
             // generated convolution gradients are reference loop nests, never
             // worth timing against the library.
             const ir::Node& anchor = graph.nodes()[cluster.front()];
-            const bool reference_only =
-                anchor.op == ir::Op::Conv2dBackwardData || anchor.op == ir::Op::Conv2dBackwardWeight;
-            if (!reference_only && std::all_of(anchor.inputs.begin(), anchor.inputs.end(),
+            if (!ir::is_convolution_gradient(anchor.op) && std::all_of(anchor.inputs.begin(), anchor.inputs.end(),
                                                [&](int id) { return graph.tensor(id).channel_block == 0; })) {
                 KernelBuilder builder(graph, cluster, target);
                 call.alternative = emit_function(builder);

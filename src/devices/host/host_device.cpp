@@ -137,7 +137,7 @@ public:
             const ir::Op anchor = graph.nodes()[call.nodes.front()].op;
             if (anchor == ir::Op::Conv2d) return backends::dnnl::make_convolution(graph, call.nodes, call.arguments);
             if (anchor == ir::Op::Linear) return backends::dnnl::make_linear(graph, call.nodes, call.arguments);
-            if (anchor == ir::Op::Conv2dBackwardData || anchor == ir::Op::Conv2dBackwardWeight)
+            if (ir::is_convolution_gradient(anchor))
                 return backends::dnnl::make_convolution_backward(graph, call.nodes, call.arguments);
             throw DeviceError("internal: the dnn backend has no kernel for '" + std::string(ir::name(anchor)) + "'");
         }
@@ -191,7 +191,7 @@ private:
     std::string select_backend(const ir::Graph& graph, const std::vector<int>& cluster) const {
 #ifdef SOL_HAVE_DNNL
         const ir::Node& anchor = graph.nodes()[cluster.front()];
-        const bool gradient = anchor.op == ir::Op::Conv2dBackwardData || anchor.op == ir::Op::Conv2dBackwardWeight;
+        const bool gradient = ir::is_convolution_gradient(anchor.op);
         if (!dnn_enabled() || (anchor.op != ir::Op::Conv2d && anchor.op != ir::Op::Linear && !gradient)) return "";
         std::string reason;
         const bool supported = anchor.op == ir::Op::Conv2d ? backends::dnnl::supports_convolution(graph, cluster, reason)
