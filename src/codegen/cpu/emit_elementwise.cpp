@@ -12,9 +12,9 @@ void emit_elementwise(KernelBuilder& b) {
     // block innermost, one vector per pixel.
     if (b.result().channel_block > 0) b.use_channel_block_loops(b.result().channel_block);
     // One register of a block per pixel, when the chain has vector forms.
-    if (b.loop_block() > 0 && b.vectorizable_chain(0, false)) {
-        s << b.parallel_for(3, ir::element_count(out)) << b.open_channel_block_pixel_loops(out)
-          << indent(b.vector_chain_and_store(0, false), 4) << "}\n";
+    if (const std::string chain = b.loop_block() > 0 ? b.vector_chain_and_store(0, false) : ""; !chain.empty()) {
+        s << b.parallel_for(3, ir::element_count(out)) << b.open_channel_block_pixel_loops(out) << indent(chain, 4)
+          << "}\n";
         return;
     }
     std::vector<std::string> operands;

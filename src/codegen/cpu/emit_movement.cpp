@@ -62,11 +62,11 @@ void emit_channel_concat_with_chain(KernelBuilder& b) {
     const int block = b.source_block();
     b.body << b.declare_concat_parts(concat);
     if (block > 0) b.use_channel_block_loops(block);
-    if (block > 0 && b.vectorizable_chain(1, true)) {  // one register of a block per pixel
+    // One register of a block per pixel, when the chain has vector forms.
+    if (const std::string chain = block > 0 ? b.vector_chain_and_store(1, true) : ""; !chain.empty()) {
         b.body << b.parallel_for(3, ir::element_count(out)) << b.open_channel_block_pixel_loops(out) << "    "
                << b.vector_type() << " v = sol_vload<" << b.vector_type() << ">(&"
-               << b.concat_element(concat, {"i0", "i1", "i2", "i3"}, "c0", "0") << ");\n"
-               << indent(b.vector_chain_and_store(1, true), 4) << "}\n";
+               << b.concat_element(concat, {"i0", "i1", "i2", "i3"}, "c0", "0") << ");\n" << indent(chain, 4) << "}\n";
         return;
     }
     if (block > 0) {

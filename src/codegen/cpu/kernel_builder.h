@@ -93,13 +93,12 @@ public:
     std::string vector_type() const;  // "" for blocks without a register type
     // Opens loops i0, c0, i2, i3 (no lane loop); the caller closes the brace.
     std::string open_channel_block_pixel_loops(const ir::Shape& shape) const;
-    // Whether the cluster's nodes from position `first` on all have vector
-    // forms with operands that are one register each (a load of the block, a
+    // Statements computing the cluster's nodes from position `first` on into
+    // register `v` and storing it, or "" unless every node has a vector form
+    // with operands that are one register each (a load of the block, a
     // per-channel parameter, a broadcast scalar). `reads_running`: the node at
     // `first` reads a register `v` the caller computed (the previous node's
     // result) instead of loading it.
-    bool vectorizable_chain(std::size_t first, bool reads_running);
-    // Statements computing those nodes into register `v` and storing it.
     std::string vector_chain_and_store(std::size_t first, bool reads_running);
 
     std::ostringstream body;

@@ -42,7 +42,6 @@ std::string KernelBuilder::vector_operand(int tensor_id) {
 }
 
 std::string KernelBuilder::vector_expression(const ir::Node& node, const std::vector<std::string>& x) const {
-    const std::string V = vector_type();
     switch (node.op) {
         case ir::Op::Add: return "(" + x[0] + " + " + x[1] + ")";
         case ir::Op::Sub: return "(" + x[0] + " - " + x[1] + ")";
@@ -69,26 +68,20 @@ std::vector<std::string> KernelBuilder::vector_operands(std::size_t k, const std
     return operands;
 }
 
-bool KernelBuilder::vectorizable_chain(std::size_t first, bool reads_running) {
-    if (vector_type().empty() || result().dtype != ir::DType::Float32 || result().channel_block != loop_block_)
-        return false;
-    for (std::size_t k = first; k < cluster_.size(); ++k) {
-        if (graph_.tensor(graph_.nodes()[cluster_[k]].output).dtype != ir::DType::Float32) return false;
-        const std::vector<std::string> operands = vector_operands(k, k > first || reads_running ? "v" : "");
-        for (const std::string& operand : operands)
-            if (operand.empty()) return false;
-        if (vector_expression(graph_.nodes()[cluster_[k]], operands).empty()) return false;
-    }
-    return true;
-}
-
 std::string KernelBuilder::vector_chain_and_store(std::size_t first, bool reads_running) {
+    if (vector_type().empty() || result().dtype != ir::DType::Float32 || result().channel_block != loop_block_)
+        return "";
     std::string code;
     for (std::size_t k = first; k < cluster_.size(); ++k) {
         const ir::Node& node = graph_.nodes()[cluster_[k]];
+        if (graph_.tensor(node.output).dtype != ir::DType::Float32) return "";
         const bool declares = k == first && !reads_running;
-        code += (declares ? vector_type() + " v" : std::string("v")) + " = " +
-                vector_expression(node, vector_operands(k, declares ? "" : "v")) + ";  // " +
+        const std::vector<std::string> operands = vector_operands(k, declares ? "" : "v");
+        for (const std::string& operand : operands)
+            if (operand.empty()) return "";
+        const std::string expression = vector_expression(node, operands);
+        if (expression.empty()) return "";
+        code += (declares ? vector_type() + " v" : std::string("v")) + " = " + expression + ";  // " +
                 std::string(ir::name(node.op)) + "\n";
     }
     return code + "sol_vstore(out + " + layout_offset(result(), {"i0", "c0", "i2", "i3"}, "c0", "0") + ", v);\n";
