@@ -60,38 +60,44 @@ double reads_per_element(const ir::Graph& graph, const ir::Node& pool) {
 int fuse_depth_first(ir::Graph& graph, const GeneratedCheck& generated) {
     auto& nodes = graph.nodes();
     const std::vector<bool> derived = graph.parameter_derived();
+    std::vector<std::vector<int>> readers(graph.tensor_count());
+    std::map<int, std::vector<int>> clusters;  // id -> node indices in order
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        for (int input : nodes[i].inputs) readers[input].push_back(static_cast<int>(i));
+        clusters[nodes[i].cluster].push_back(static_cast<int>(i));
+    }
+    // Producers in execution order (a cluster runs where its last node
+    // stands). A producer merges into a later cluster, so a chain of merges
+    // (concat into the BN chain, that into the pool) sees each merged
+    // cluster whole when its turn comes.
+    std::vector<int> order;
+    for (const auto& [id, members] : clusters) order.push_back(id);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return clusters[a].back() < clusters[b].back(); });
     int merged = 0;
-    // Producers in execution order, so a chain of merges (concat into the
-    // BN chain, that into the pool) sees each merged cluster whole.
-    for (bool changed = true; changed;) {
-        changed = false;
-        std::map<int, std::vector<int>> clusters;
-        for (std::size_t i = 0; i < nodes.size(); ++i) clusters[nodes[i].cluster].push_back(static_cast<int>(i));
-        for (const auto& [id, producer] : clusters) {
-            const int result = nodes[producer.back()].output;
-            const std::vector<int> readers = graph.consumers(result);
-            if (readers.size() != 1 || graph.is_output(result) || derived[result]) continue;
-            const ir::Node& reader = nodes[readers[0]];
-            const std::vector<int>& consumer = clusters.at(reader.cluster);
-            // The reader must be the consumer's first node, reading the value
-            // as the element it computes (no broadcasting it up).
-            if (consumer.front() != readers[0] || !computable_inline(graph, producer) || !generated(graph, producer) ||
-                !generated(graph, consumer))
-                continue;
-            bool fits = false;
-            if (ir::has_trait(reader.op, ir::Elementwise))
-                // An elementwise reader takes a lone concat; elementwise
-                // producers were chained into it by fuse_elementwise where they could.
-                fits = producer.size() == 1 && is_channel_concat(graph, nodes[producer.front()]) &&
-                       graph.tensor(reader.output).shape == graph.tensor(result).shape;
-            else if (ir::has_trait(reader.op, ir::Pooling) && reader.inputs[0] == result)
-                fits = !has_elementwise(graph, producer) || reads_per_element(graph, reader) <= 4.0;
-            if (!fits) continue;
-            for (int n : producer) nodes[n].cluster = reader.cluster;
-            ++merged;
-            changed = true;
-            break;  // cluster membership changed: collect again
-        }
+    for (int id : order) {
+        const std::vector<int>& producer = clusters.at(id);
+        const int result = nodes[producer.back()].output;
+        if (readers[result].size() != 1 || graph.is_output(result) || derived[result]) continue;
+        const ir::Node& reader = nodes[readers[result][0]];
+        std::vector<int>& consumer = clusters.at(reader.cluster);
+        // The reader must be the consumer's first node, reading the value
+        // as the element it computes (no broadcasting it up).
+        if (consumer.front() != readers[result][0] || !computable_inline(graph, producer) ||
+            !generated(graph, producer) || !generated(graph, consumer))
+            continue;
+        bool fits = false;
+        if (ir::has_trait(reader.op, ir::Elementwise))
+            // An elementwise reader takes a lone concat; elementwise
+            // producers were chained into it by fuse_elementwise where they could.
+            fits = producer.size() == 1 && is_channel_concat(graph, nodes[producer.front()]) &&
+                   graph.tensor(reader.output).shape == graph.tensor(result).shape;
+        else if (ir::has_trait(reader.op, ir::Pooling) && reader.inputs[0] == result)
+            fits = !has_elementwise(graph, producer) || reads_per_element(graph, reader) <= 4.0;
+        if (!fits) continue;
+        for (int n : producer) nodes[n].cluster = reader.cluster;
+        consumer.insert(consumer.begin(), producer.begin(), producer.end());  // every producer node comes first
+        clusters.erase(id);
+        ++merged;
     }
     return merged;
 }
