@@ -199,6 +199,23 @@ def train_steps(model, optimizer_factory, batches, loss_fn):
     return model
 
 
+def assert_trains_like_pytorch(model, batches, optimizer, loss_fn, autotuning=True):
+    """Trains `model` through SOL and a copy in PyTorch on `batches`; every float tensor of the
+    state must end within relative L2 1e-4 of PyTorch's and have moved (else the run proves
+    nothing), integer buffers (num_batches_tracked) must be equal."""
+    reference = copy.deepcopy(model)
+    initial = copy.deepcopy(model.state_dict())
+    sol_model = sol.optimize(model, batches[0][0].shape, autotuning=autotuning)
+    train_steps(sol_model, optimizer, batches, loss_fn)
+    train_steps(reference, optimizer, batches, loss_fn)
+    for (key, value), (_, expected) in zip(model.state_dict().items(), reference.state_dict().items()):
+        if not value.is_floating_point():
+            assert torch.equal(value, expected), key
+            continue
+        assert relative_l2(value, expected) <= 1e-4, key
+        assert relative_l2(value, initial[key]) > 1e-3, f"{key} did not move: the test would prove nothing"
+
+
 OPTIMIZERS = {
     "sgd-momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
     "adam": lambda p: torch.optim.Adam(p, lr=1e-2),
@@ -215,16 +232,8 @@ MODELS = {
 def test_training_parity_with_pytorch(name, optimizer):
     factory, loss_fn = MODELS[name]
     torch.manual_seed(1)
-    model = factory().train()
-    reference = copy.deepcopy(model)
     batches = [(torch.randn(16, 20), torch.randint(0, 5, (16,))) for _ in range(10)]
-    initial = copy.deepcopy(model.state_dict())
-    sol_model = sol.optimize(model, (16, 20))
-    train_steps(sol_model, OPTIMIZERS[optimizer], batches, loss_fn)
-    train_steps(reference, OPTIMIZERS[optimizer], batches, loss_fn)
-    for (key, value), (_, expected) in zip(model.state_dict().items(), reference.state_dict().items()):
-        assert relative_l2(value, expected) <= 1e-4, key
-        assert relative_l2(value, initial[key]) > 1e-3, f"{key} did not move: the test would prove nothing"
+    assert_trains_like_pytorch(factory().train(), batches, OPTIMIZERS[optimizer], loss_fn)
 
 
 # ---------------------------------------------------------------- convolution and pooling
@@ -299,16 +308,8 @@ class SmallCNN(nn.Module):
 def test_small_cnn_training_parity_with_pytorch(optimizer):
     torch.manual_seed(2)
     model = SmallCNN().train()
-    reference = copy.deepcopy(model)
-    initial = copy.deepcopy(model.state_dict())
     batches = [(torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))) for _ in range(8)]
-    sol_model = sol.optimize(model, (8, 3, 16, 16))
-    loss_fn = lambda out, t: F.cross_entropy(out, t)  # noqa: E731
-    train_steps(sol_model, OPTIMIZERS[optimizer], batches, loss_fn)
-    train_steps(reference, OPTIMIZERS[optimizer], batches, loss_fn)
-    for (key, value), (_, expected) in zip(model.state_dict().items(), reference.state_dict().items()):
-        assert relative_l2(value, expected) <= 1e-4, key
-        assert relative_l2(value, initial[key]) > 1e-3, f"{key} did not move"
+    assert_trains_like_pytorch(model, batches, OPTIMIZERS[optimizer], F.cross_entropy)
 
 
 # ---------------------------------------------------------------- BatchNorm, clamp, dropout in training mode
@@ -477,17 +478,8 @@ def float_state(model):
 def test_small_cnn_with_batchnorm_training_parity(optimizer):
     torch.manual_seed(5)
     model = SmallCNNWithBN().train()
-    reference = copy.deepcopy(model)
     batches = [(torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))) for _ in range(8)]
-    sol_model = sol.optimize(model, (8, 3, 16, 16), autotuning=False)
-    loss_fn = lambda out, t: F.cross_entropy(out, t)  # noqa: E731
-    train_steps(sol_model, OPTIMIZERS[optimizer], batches, loss_fn)
-    train_steps(reference, OPTIMIZERS[optimizer], batches, loss_fn)
-    for (key, value), (_, expected) in zip(model.state_dict().items(), reference.state_dict().items()):
-        if value.is_floating_point():
-            assert relative_l2(value, expected) <= 1e-4, key
-        else:
-            assert torch.equal(value, expected), key  # num_batches_tracked
+    assert_trains_like_pytorch(model, batches, OPTIMIZERS[optimizer], F.cross_entropy, autotuning=False)
 
 
 # Deep networks (64x64, batch 8, 3 steps of SGD lr 0.01 with momentum 0.9, or Adam lr 1e-3): the
