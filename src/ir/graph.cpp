@@ -34,6 +34,34 @@ int Graph::add_tensor(Tensor tensor) {
     return tensors_.back().id;
 }
 
+Graph Graph::assemble(std::vector<Tensor> tensors, std::vector<Node> nodes, std::vector<int> inputs,
+                      std::vector<int> parameters, std::vector<int> outputs) {
+    Graph graph;
+    const int count = static_cast<int>(tensors.size());
+    auto check = [count](int id, const char* what) {
+        if (id < 0 || id >= count)
+            throw Error(std::string("graph assembly: ") + what + " refers to tensor %" + std::to_string(id) + " of " +
+                        std::to_string(count));
+    };
+    for (int k = 0; k < count; ++k)
+        if (tensors[k].id != k) throw Error("graph assembly: tensor %" + std::to_string(k) + " has id " +
+                                            std::to_string(tensors[k].id));
+    for (const Node& node : nodes) {
+        for (int id : node.inputs) check(id, "a node input");
+        check(node.output, "a node output");
+    }
+    for (int id : inputs) check(id, "an input");
+    for (int id : parameters) check(id, "a parameter");
+    for (int id : outputs) check(id, "an output");
+    graph.tensors_ = std::move(tensors);
+    graph.nodes_ = std::move(nodes);
+    graph.inputs_ = std::move(inputs);
+    graph.parameters_ = std::move(parameters);
+    graph.outputs_ = std::move(outputs);
+    graph.refresh_producers();
+    return graph;
+}
+
 int Graph::add_input(const std::string& name, Shape shape, DType dtype) {
     int id = add_tensor({.kind = TensorKind::Input, .name = name, .shape = std::move(shape), .dtype = dtype});
     inputs_.push_back(id);

@@ -220,4 +220,32 @@ fs::path build_shared_library(const Compiler& compiler, const std::string& sourc
     return store_artifact(key, ".so", built);
 }
 
+void build_library(const Compiler& compiler, const std::vector<SourceUnit>& units,
+                   const std::vector<std::string>& link_arguments, const fs::path& output, const std::string& what) {
+    std::vector<std::vector<std::string>> commands;
+    std::vector<fs::path> objects, logs;
+    for (const SourceUnit& unit : units) {
+        objects.push_back(fs::path(unit.path).replace_extension(".o"));
+        logs.push_back(fs::path(unit.path).replace_extension(".log"));
+        std::vector<std::string> argv{compiler.executable};
+        argv.insert(argv.end(), compiler.flags.begin(), compiler.flags.end());
+        argv.insert(argv.end(), unit.flags.begin(), unit.flags.end());
+        argv.insert(argv.end(), {"-c", unit.path.string(), "-o", objects.back().string()});
+        commands.push_back(std::move(argv));
+    }
+    const auto [failed, status] = run_all(compiler, commands, logs, what, logs.front());
+    if (failed >= 0) compile_failed(compiler, status, units[failed].path, logs[failed]);
+    std::vector<std::string> link{compiler.executable};
+    link.insert(link.end(), compiler.flags.begin(), compiler.flags.end());
+    link.insert(link.end(), {"-o", output.string()});
+    for (const fs::path& object : objects) link.push_back(object.string());
+    link.insert(link.end(), link_arguments.begin(), link_arguments.end());
+    const fs::path link_log = units.front().path.parent_path() / "link.log";
+    const auto [link_failed, link_status] = run_all(compiler, {link}, {link_log}, what + " (link)", link_log);
+    if (link_failed >= 0 || !fs::exists(output))
+        compile_failed(compiler, link_failed >= 0 ? link_status : 0, output, link_log);
+    std::error_code error;
+    for (const fs::path& object : objects) fs::remove(object, error);
+}
+
 }  // namespace sol::jit

@@ -38,11 +38,30 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, co
     ir::Graph graph = fused;
     device.lower(graph);
     ir::verify(graph, "after the " + device.name() + " device lowered it");
-    const codegen::GeneratedModule module = device.generate(graph);
+    codegen::GeneratedModule module = device.generate(graph);
     library_ = device.build(module);
     unique_kernels_ = module.unique_kernels;
     depth_first_calls_ = module.depth_first_calls;
+    if (options.keep_for_deployment) {
+        deployment_ = std::make_unique<DeploymentArtifacts>();
+        deployment_->device = device.name();
+        deployment_->graph = graph;
+    }
+    load(graph, module.calls, options);
+    if (deployment_) deployment_->module = std::move(module);
+}
 
+CompiledModel::CompiledModel(const ir::Graph& lowered, const std::vector<codegen::KernelCall>& calls,
+                             std::shared_ptr<jit::SharedLibrary> library, devices::Device& device)
+    : device_(device), library_(std::move(library)) {
+    ir::verify(lowered, "when loading prebuilt kernels");
+    CompileOptions options;
+    options.autotuning = false;  // the calls carry the choices
+    load(lowered, calls, options);
+}
+
+void CompiledModel::load(const ir::Graph& graph, const std::vector<codegen::KernelCall>& calls,
+                         const CompileOptions& options) {
     locations_.assign(graph.tensor_count(), Location{});
     for (std::size_t k = 0; k < graph.inputs().size(); ++k) {
         const ir::Tensor& t = graph.tensor(graph.inputs()[k]);
@@ -63,8 +82,9 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, co
     std::map<int, int> tuning = options.autotuning ? load_tuning(tuning_path) : std::map<int, int>{};
     bool tuning_changed = false;
     std::vector<int> writer(graph.tensor_count(), -1);
-    for (std::size_t index = 0; index < module.calls.size(); ++index) {
-        const codegen::KernelCall& call = module.calls[index];
+    for (std::size_t index = 0; index < calls.size(); ++index) {
+        const codegen::KernelCall& call = calls[index];
+        codegen::KernelCall resolved = call;  // as a deployed copy will run it
         Step step;
         step.description = (call.backend == "dfp" ? "" : "[" + call.backend + "] ") + call.description;
         step.arguments = call.arguments;
@@ -73,7 +93,8 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, co
         if (call.backend == "dfp")
             step.function = reinterpret_cast<devices::KernelFunction>(library_->symbol(call.function));
         else
-            step.library = device.instantiate(graph, call);
+            step.library = device_.instantiate(graph, call);
+        if (step.library && call.variant > 0) step.library->use_variant(call.variant);
         const int variants = step.library ? step.library->variant_count() : 0;
         if (options.autotuning && step.library && variants + !call.alternative.empty() > 1) {
             const auto alternative = call.alternative.empty()
@@ -89,13 +110,13 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, co
                 double best = 0;
                 for (int variant = 0; variant < variants; ++variant) {
                     step.library->use_variant(variant);
-                    const double seconds = time_library(device, graph, *step.library, call.arguments);
+                    const double seconds = time_library(device_, graph, *step.library, call.arguments);
                     report += " " + call.backend + " variant " + std::to_string(variant) + " " +
                               std::to_string(seconds * 1e3) + " ms";
                     if (variant == 0 || seconds < best * kClearlyFaster) best = seconds, tuning[key] = variant;
                 }
                 if (alternative) {
-                    const double seconds = time_generated(device, graph, alternative, call.alternative_arguments);
+                    const double seconds = time_generated(device_, graph, alternative, call.alternative_arguments);
                     report += ", dfp " + std::to_string(seconds * 1e3) + " ms";
                     if (seconds < best * kClearlyFaster) tuning[key] = kGenerated;
                 }
@@ -110,11 +131,22 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, co
                 step.arguments = call.alternative_arguments;
                 step.may_overwrite = -1;
                 step.description = "[dfp, tuned] " + call.description;
+                resolved.backend = "dfp";
+                resolved.function = call.alternative;
+                resolved.arguments = call.alternative_arguments;
+                resolved.may_overwrite = -1;
+                resolved.description = "[tuned] " + call.description;
             } else if (choice >= 0 && choice < variants) {
                 step.library->use_variant(choice);
+                resolved.variant = choice;
                 if (choice > 0) step.description = "[" + call.backend + ", variant " + std::to_string(choice) + "] " + call.description;
             }
             ++tuned_calls_;
+        }
+        if (deployment_) {
+            resolved.alternative.clear();
+            resolved.alternative_arguments.clear();
+            deployment_->calls.push_back(std::move(resolved));
         }
         writer[call.arguments.back()] = static_cast<int>(steps_.size());
         steps_.push_back(std::move(step));

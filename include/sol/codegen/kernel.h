@@ -26,6 +26,10 @@ struct KernelCall {
     // (autotuning). Empty where generated code cannot read the layouts.
     std::string alternative;
     std::vector<int> alternative_arguments;
+    // For a library call: which of its ways to run (LibraryKernel variants)
+    // when autotuning does not choose; a deployed library's calls carry the
+    // choice autotuning made when it was built.
+    int variant = 0;
 };
 
 struct GeneratedModule {

@@ -51,6 +51,13 @@ struct Node {
 
 class Graph {
 public:
+    // A graph from its parts, exactly as given (tensor ids, node order,
+    // clusters, layouts): how ir/serialize reads one back. Producers are
+    // recomputed; ir::verify checks the rest. Throws sol::Error for an id
+    // out of range.
+    static Graph assemble(std::vector<Tensor> tensors, std::vector<Node> nodes, std::vector<int> inputs,
+                          std::vector<int> parameters, std::vector<int> outputs);
+
     int add_input(const std::string& name, Shape shape, DType dtype);
     int add_parameter(const std::string& name, Shape shape, DType dtype);
     int add_constant(double value, DType dtype);

@@ -34,4 +34,21 @@ Compiler find_host_compiler();
 std::filesystem::path build_shared_library(const Compiler& compiler, const std::string& source,
                                            const std::string& what, const std::vector<std::string>& units = {});
 
+// One translation unit of build_library, with flags of its own (added
+// after the compiler's).
+struct SourceUnit {
+    std::filesystem::path path;
+    std::vector<std::string> flags;
+};
+
+// Compiles `units` into objects in parallel (one compiler process each,
+// objects and logs beside the sources) and links them with
+// `link_arguments` (archives, -l flags) into the shared library `output`
+// (its log: link.log beside the first unit).
+// Not cached: deploy/ writes libraries the user keeps. Progress lines and
+// errors as build_shared_library's.
+void build_library(const Compiler& compiler, const std::vector<SourceUnit>& units,
+                   const std::vector<std::string>& link_arguments, const std::filesystem::path& output,
+                   const std::string& what);
+
 }  // namespace sol::jit

@@ -27,6 +27,17 @@ struct CompileOptions {
     // heuristic (the library wherever it supports the layer).
     bool autotuning = true;
     int threads = 0;  // > 0: OpenMP threads to measure with (the framework's count)
+    // Keep what deploy/ needs to rebuild this model elsewhere (the lowered
+    // graph, the calls with autotuning's choices, the module source).
+    bool keep_for_deployment = false;
+};
+
+// What a compiled model is made of, kept with CompileOptions::keep_for_deployment.
+struct DeploymentArtifacts {
+    std::string device;                      // Device::name()
+    ir::Graph graph;                         // lowered by the device
+    std::vector<codegen::KernelCall> calls;  // autotuning's choices applied, nothing left to measure
+    codegen::GeneratedModule module;         // the source the calls' functions come from
 };
 
 class CompiledModel {
@@ -34,6 +45,11 @@ public:
     // Generates, compiles (through the cache) and loads the kernels of a
     // graph that went through the pass pipeline.
     CompiledModel(const ir::Graph& graph, devices::Device& device, const CompileOptions& options = {});
+    // Loads kernels built before, without generating or compiling anything
+    // (a deployed library runs its own): `graph` and `calls` as
+    // DeploymentArtifacts kept them, `library` holding the calls' functions.
+    CompiledModel(const ir::Graph& lowered, const std::vector<codegen::KernelCall>& calls,
+                  std::shared_ptr<jit::SharedLibrary> library, devices::Device& device);
     ~CompiledModel();
     CompiledModel(const CompiledModel&) = delete;
     CompiledModel& operator=(const CompiledModel&) = delete;
@@ -66,6 +82,8 @@ public:
     // seconds on every call so far (empty otherwise).
     std::vector<std::pair<std::string, std::vector<double>>> profile() const;
     std::string library_path() const;
+    // Null unless compiled with CompileOptions::keep_for_deployment.
+    const DeploymentArtifacts* deployment() const { return deployment_.get(); }
 
     // Pointers in the order of inputs(), parameters() and outputs(). Throws
     // sol::Error when a count is wrong or a pointer is null. `threads` > 0
@@ -97,6 +115,9 @@ private:
     };
     struct CallContext;
 
+    // Everything after the kernels exist: steps (and autotuning), storage,
+    // the parameter stage's schedule, the workspace plan.
+    void load(const ir::Graph& graph, const std::vector<codegen::KernelCall>& calls, const CompileOptions& options);
     void run_steps(CallContext& context);  // the per-call steps
     // The parameter-stage steps, each library kernel's prepare() as soon as
     // its weights are computed, and each transient buffer alive only from
@@ -110,6 +131,7 @@ private:
 
     devices::Device& device_;
     std::shared_ptr<jit::SharedLibrary> library_;
+    std::unique_ptr<DeploymentArtifacts> deployment_;
     std::vector<TensorInfo> inputs_, parameters_, outputs_;
     std::vector<Location> locations_;  // per tensor id
     std::vector<Step> steps_;

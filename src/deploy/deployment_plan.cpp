@@ -1,0 +1,74 @@
+#include "sol/deploy/deployment_plan.h"
+
+#include "sol/error.h"
+#include "sol/ir/serialize.h"
+#include "sol/support/text_format.h"
+
+namespace sol::deploy {
+namespace {
+
+constexpr std::string_view kMagic = "sol-plan-1";
+constexpr std::size_t kWeightAlignment = 64;  // a cache line, and an AVX-512 register
+
+}  // namespace
+
+std::string write_plan(const std::string& device, const ir::Graph& graph, const std::vector<codegen::KernelCall>& calls) {
+    support::TextWriter out;
+    out.word(kMagic).text(device).line();
+    out.text(ir::serialize(graph)).line();
+    out.word("calls").integer(static_cast<std::int64_t>(calls.size())).line();
+    for (const codegen::KernelCall& call : calls) {
+        if (!call.alternative.empty()) throw Error("internal: a deployed call still has an alternative to measure");
+        out.word("c").text(call.backend).text(call.function).ids(call.nodes).ids(call.arguments);
+        out.integer(call.parameter_stage).integer(call.may_overwrite).integer(call.variant).text(call.description);
+        out.line();
+    }
+    return out.str();
+}
+
+DeploymentPlan read_plan(std::string_view text) {
+    support::TextReader in(text, "deployment plan");
+    in.expect(kMagic);
+    DeploymentPlan plan;
+    plan.device = in.text();
+    plan.graph = ir::deserialize(in.text());
+    in.expect("calls");
+    const std::int64_t count = in.integer();
+    const int node_count = static_cast<int>(plan.graph.nodes().size());
+    const int tensor_count = static_cast<int>(plan.graph.tensor_count());
+    for (std::int64_t k = 0; k < count; ++k) {
+        in.expect("c");
+        codegen::KernelCall call;
+        call.backend = in.text();
+        call.function = in.text();
+        call.nodes = in.ids();
+        call.arguments = in.ids();
+        call.parameter_stage = in.integer() != 0;
+        call.may_overwrite = static_cast<int>(in.integer());
+        call.variant = static_cast<int>(in.integer());
+        call.description = in.text();
+        if (call.nodes.empty() || call.arguments.empty()) in.fail("a call without nodes or arguments");
+        for (int node : call.nodes)
+            if (node < 0 || node >= node_count) in.fail("a call names node " + std::to_string(node));
+        for (int id : call.arguments)
+            if (id < 0 || id >= tensor_count) in.fail("a call names tensor %" + std::to_string(id));
+        plan.calls.push_back(std::move(call));
+    }
+    if (!in.at_end()) in.fail("trailing text");
+    return plan;
+}
+
+std::vector<std::size_t> weight_offsets(const ir::Graph& graph) {
+    std::vector<std::size_t> offsets;
+    std::size_t end = 0;
+    for (int id : graph.parameters()) {
+        offsets.push_back(end);
+        const ir::Tensor& t = graph.tensor(id);
+        const std::size_t bytes = static_cast<std::size_t>(ir::element_count(t.shape)) * ir::byte_size(t.dtype);
+        end = (end + bytes + kWeightAlignment - 1) / kWeightAlignment * kWeightAlignment;
+    }
+    offsets.push_back(end);
+    return offsets;
+}
+
+}  // namespace sol::deploy
