@@ -92,11 +92,20 @@ class CompiledModel:
         `threads` > 0 sets the OpenMP threads of the kernels (SolModule passes
         torch.get_num_threads())."""
 
-def compile(graph: Graph, device: str, index: int, autotuning: bool = True, threads: int = 0) -> CompiledModel:
+def compile(graph: Graph, device: str, index: int, autotuning: bool = True, threads: int = 0,
+            keep_for_deployment: bool = False) -> CompiledModel:
     """Generate, build (through the cache) and load. `autotuning` times library
     kernels against generated code where both can run a layer and keeps the
     faster (choices cached per module and thread count); `threads` > 0 is the
-    OpenMP thread count to measure with."""
+    OpenMP thread count to measure with. `keep_for_deployment`: keep what
+    deploy_shared_library needs (the lowered graph, the calls, the source)."""
+
+def deploy_shared_library(model: CompiledModel, parameters: Sequence[int], lib_name: str, func_name: str,
+                          directory: str, runtime_archive: str, include_directory: str,
+                          build_directory: str) -> tuple[str, str]:
+    """Write directory/lib<lib_name>.so and directory/<lib_name>.h (deploy/write_library.h) from a model
+    compiled with keep_for_deployment; `parameters`: addresses of the values of model.parameter_names,
+    contiguous on the host. Returns (library path, header path)."""
 
 def devices() -> list[str]: ...
 def cache_dir() -> str: ...

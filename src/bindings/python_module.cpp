@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <set>
 
+#include "sol/deploy/write_library.h"
 #include "sol/devices/device.h"
 #include "sol/error.h"
 #include "sol/ir/print.h"
@@ -172,12 +173,33 @@ NB_MODULE(_core, m) {
 
     m.def(
         "compile",
-        [](const ir::Graph& graph, const std::string& device, int index, bool autotuning, int threads) {
+        [](const ir::Graph& graph, const std::string& device, int index, bool autotuning, int threads,
+           bool keep_for_deployment) {
             devices::Device& target = devices::find_device(device, index);
             nb::gil_scoped_release release;  // compiling takes seconds; let other Python threads run
-            return std::make_shared<runtime::CompiledModel>(graph, target, runtime::CompileOptions{autotuning, threads});
+            return std::make_shared<runtime::CompiledModel>(
+                graph, target, runtime::CompileOptions{autotuning, threads, keep_for_deployment});
         },
-        nb::arg("graph"), nb::arg("device"), nb::arg("index"), nb::arg("autotuning") = true, nb::arg("threads") = 0);
+        nb::arg("graph"), nb::arg("device"), nb::arg("index"), nb::arg("autotuning") = true, nb::arg("threads") = 0,
+        nb::arg("keep_for_deployment") = false);
+
+    // (library path, header path): see deploy/write_library.h.
+    m.def(
+        "deploy_shared_library",
+        [](const runtime::CompiledModel& model, const std::vector<std::uintptr_t>& parameters,
+           const std::string& lib_name, const std::string& func_name, const std::string& directory,
+           const std::string& runtime_archive, const std::string& include_directory,
+           const std::string& build_directory) {
+            std::vector<const void*> values;
+            for (void* pointer : to_pointers(parameters)) values.push_back(pointer);
+            nb::gil_scoped_release release;
+            const deploy::DeployedFiles files = deploy::write_shared_library(
+                model, values,
+                {lib_name, func_name, directory, runtime_archive, include_directory, build_directory});
+            return std::make_pair(files.library.string(), files.header.string());
+        },
+        nb::arg("model"), nb::arg("parameters"), nb::arg("lib_name"), nb::arg("func_name"), nb::arg("directory"),
+        nb::arg("runtime_archive"), nb::arg("include_directory"), nb::arg("build_directory"));
 
     m.def("devices", &devices::device_names);
     m.def("cache_dir", [] { return jit::cache_directory().string(); });

@@ -100,6 +100,10 @@ std::string header_source(const runtime::CompiledModel& model, const LibraryOpti
         << "#define " << macro << "_INPUT_SHAPE " << shape_text(input.shape) << "\n"
         << "#define " << macro << "_INPUT_SIZE " << ir::element_count(input.shape) << " /* floats */\n\n"
         << "#define " << macro << "_OUTPUT_COUNT " << model.outputs().size() << "\n";
+    std::string sizes;
+    for (const auto& output : model.outputs())
+        sizes += (sizes.empty() ? "" : ", ") + std::to_string(ir::element_count(output.shape));
+    out << "#define " << macro << "_OUTPUT_SIZES {" << sizes << "} /* floats per output */\n";
     for (std::size_t k = 0; k < model.outputs().size(); ++k) {
         const auto& output = model.outputs()[k];
         const std::string prefix = macro + "_OUTPUT" + std::to_string(k);

@@ -5,6 +5,7 @@
     sol_model.load_state_dict(py_model.state_dict())
     sol.device.set(sol.device.x86, 0)
     y = sol_model(x)
+    sol.deploy(py_model, x.size(), lib_name="MyNetwork", path="out/")  # libMyNetwork.so + MyNetwork.h
 
 Re-exports the shared SOL surface (device, cache, errors, version) so the one
 import above is all a user needs.
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sol import __version__, cache, device
+from sol import __version__, cache, deployment, device
 from sol.errors import UnsupportedError
-from sol.pytorch.random import set_seed
+from sol.pytorch.deploy import deploy
 from sol.pytorch.module import SolModule, optimize
+from sol.pytorch.random import set_seed
 
-__all__ = ["__version__", "cache", "device", "optimize", "set_seed", "SolModule", "UnsupportedError"]
+__all__ = ["__version__", "cache", "deploy", "deployment", "device", "optimize", "set_seed", "SolModule",
+           "UnsupportedError"]
 
 
 def __getattr__(name: str) -> Any:
