@@ -31,6 +31,7 @@ ir::AttributeValue to_attribute(const std::string& key, nb::handle value) {
     if (nb::isinstance<nb::bool_>(value)) return static_cast<std::int64_t>(nb::cast<bool>(value));
     if (nb::isinstance<nb::int_>(value)) return nb::cast<std::int64_t>(value);
     if (nb::isinstance<nb::float_>(value)) return nb::cast<double>(value);
+    if (nb::isinstance<nb::str>(value)) return nb::cast<std::string>(value);
     if (nb::isinstance<nb::list>(value) || nb::isinstance<nb::tuple>(value)) {
         bool any_float = false;
         for (nb::handle item : value) any_float |= nb::isinstance<nb::float_>(item);
@@ -43,7 +44,7 @@ ir::AttributeValue to_attribute(const std::string& key, nb::handle value) {
         for (nb::handle item : value) values.push_back(nb::cast<std::int64_t>(item));
         return values;
     }
-    throw ShapeError("attribute '" + key + "' must be an int, a float or a list of them, got " +
+    throw ShapeError("attribute '" + key + "' must be an int, a float, a list of them or a string, got " +
                      nb::cast<std::string>(nb::str(value.type())));
 }
 

@@ -5,6 +5,12 @@
 namespace sol::codegen {
 
 std::vector<int> library_call_arguments(const ir::Graph& graph, const std::vector<int>& cluster) {
+    const ir::Node& anchor = graph.nodes()[cluster.front()];
+    if (ir::is_custom(anchor.op)) {  // the user's function takes every operand, in order, repeats included
+        std::vector<int> arguments = anchor.inputs;
+        arguments.push_back(anchor.output);
+        return arguments;
+    }
     std::vector<int> arguments;
     auto add = [&](int tensor) {
         if (graph.tensor(tensor).kind == ir::TensorKind::Constant) return;

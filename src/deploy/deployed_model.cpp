@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,12 @@ DeployedModel::DeployedModel(const char* plan_text, const unsigned char* weights
         throw Error("the weights carried by this library have " + std::to_string(weight_bytes) +
                     " bytes; its plan expects " + std::to_string(offsets.back()));
     // The library's own kernels: dlopen of the file already loaded gives its handle.
-    auto self = std::make_shared<jit::SharedLibrary>(library_containing(address_in_library));
+    const std::filesystem::path self_path = library_containing(address_in_library);
+    auto self = std::make_shared<jit::SharedLibrary>(self_path);
+    // Custom layers' libraries were deployed beside this one (write_library).
+    for (ir::Node& node : plan.graph.nodes())
+        if (ir::is_custom(node.op))
+            node.attrs.set("library", (self_path.parent_path() / node.attrs.get_string("library")).string());
     devices::Device& device = devices::find_device(plan.device, device_index);
     state_->model = std::make_unique<runtime::CompiledModel>(plan.graph, plan.calls, std::move(self), device);
     if (state_->model->inputs().size() != 1)

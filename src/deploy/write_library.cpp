@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "c_api_text.h"
@@ -122,6 +123,30 @@ std::string header_source(const runtime::CompiledModel& model, const LibraryOpti
     return out.str();
 }
 
+// Custom layers' libraries travel beside the deployed one: copied into
+// `directory`, and named in the plan by file name only (DeployedModel
+// looks for them next to itself).
+ir::Graph with_custom_libraries_beside(const ir::Graph& graph, const fs::path& directory) {
+    ir::Graph deployed = graph;
+    std::map<std::string, fs::path> copied;  // file name -> source
+    for (ir::Node& node : deployed.nodes()) {
+        if (!ir::is_custom(node.op)) continue;
+        const fs::path source = node.attrs.get_string("library");
+        const std::string name = source.filename().string();
+        if (auto [it, fresh] = copied.emplace(name, source); fresh) {
+            if (!fs::exists(source))
+                throw Error("custom layer '" + node.attrs.get_string("name") + "': its library " + source.string() +
+                            " does not exist (deploy copies it beside the deployed library)");
+            fs::copy_file(source, directory / name, fs::copy_options::overwrite_existing);
+        } else if (fs::absolute(it->second) != fs::absolute(source)) {
+            throw Error("custom layers use two libraries named " + name + " (" + it->second.string() + ", " +
+                        source.string() + "); a deployed library keeps them side by side, so rename one");
+        }
+        node.attrs.set("library", name);
+    }
+    return deployed;
+}
+
 }  // namespace
 
 DeployedFiles write_shared_library(const runtime::CompiledModel& model, const std::vector<const void*>& parameters,
@@ -162,8 +187,9 @@ DeployedFiles write_shared_library(const runtime::CompiledModel& model, const st
         write_file(units.back().path, sources[k]);
     }
     write_weights(build / "weights.bin", artifacts->graph, parameters);
+    const ir::Graph deployed = with_custom_libraries_beside(artifacts->graph, options.directory);
     units.push_back({build / "model_data.cpp", {}});
-    write_file(units.back().path, model_data_source(write_plan(artifacts->device, artifacts->graph, artifacts->calls),
+    write_file(units.back().path, model_data_source(write_plan(artifacts->device, deployed, artifacts->calls),
                                                      fs::absolute(build / "weights.bin"), options.lib_name));
     units.push_back({build / "c_api.cpp",
                      {"-std=c++20", "-fvisibility=hidden", "-I" + options.include_directory.string(),

@@ -52,6 +52,13 @@ std::vector<std::int64_t> Attributes::get_ints(const std::string& key,
     return has(key) ? get_ints(key) : fallback;
 }
 
+std::string Attributes::get_string(const std::string& key) const {
+    auto it = values_.find(key);
+    if (it == values_.end()) throw ShapeError("missing attribute '" + key + "'");
+    if (auto value = std::get_if<std::string>(&it->second)) return *value;
+    wrong_kind(key, "a string");
+}
+
 std::string to_string(const AttributeValue& value) {
     std::ostringstream out;
     out.precision(9);
@@ -60,6 +67,8 @@ std::string to_string(const AttributeValue& value) {
             using T = std::decay_t<decltype(v)>;
             if constexpr (std::is_same_v<T, std::int64_t> || std::is_same_v<T, double>) {
                 out << v;
+            } else if constexpr (std::is_same_v<T, std::string>) {
+                out << '"' << v << '"';
             } else {
                 out << '[';
                 for (std::size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << v[i];

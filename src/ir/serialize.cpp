@@ -17,6 +17,8 @@ void write_attribute(support::TextWriter& out, const std::string& key, const Att
         out.word("f").real(*f);
     } else if (const auto* is = std::get_if<std::vector<std::int64_t>>(&value)) {
         out.word("I").integers(*is);
+    } else if (const auto* s = std::get_if<std::string>(&value)) {
+        out.word("s").text(*s);
     } else {
         const auto& fs = std::get<std::vector<double>>(value);
         out.word("F").integer(static_cast<std::int64_t>(fs.size()));
@@ -29,6 +31,7 @@ AttributeValue read_attribute(support::TextReader& in) {
     if (kind == "i") return in.integer();
     if (kind == "f") return in.real();
     if (kind == "I") return in.integers();
+    if (kind == "s") return in.text();
     if (kind == "F") {
         const std::int64_t count = in.integer();
         std::vector<double> values;

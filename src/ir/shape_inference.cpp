@@ -267,6 +267,23 @@ TensorType infer_type(Op op, const std::vector<const Tensor*>& in, const Attribu
                 fail("gradient " + describe(*in[0]) + " does not match a convolution with weight " + to_string(w.shape));
             return {w.shape, DType::Float32};
         }
+        case Op::Custom: {  // the layer's own result shape, inferred by the frontend
+            const std::int64_t inputs = attrs.get_int("inputs");
+            if (inputs < 1 || inputs > static_cast<std::int64_t>(in.size()))
+                fail("attribute 'inputs' is " + std::to_string(inputs) + " for " + std::to_string(in.size()) +
+                     " operands");
+            const Shape shape = attrs.get_ints("shape");
+            for (std::int64_t extent : shape)
+                if (extent < 0) fail("negative extent in result shape " + to_string(shape));
+            return {shape, DType::Float32};
+        }
+        case Op::CustomBackward: {  // (dy, inputs..., parameters...): their gradients, flat
+            std::int64_t total = 0;
+            for (std::size_t k = 1; k < in.size(); ++k) total += element_count(in[k]->shape);
+            if (in[0]->shape != Shape(attrs.get_ints("shape")))
+                fail("gradient " + describe(*in[0]) + " does not have the layer's result shape");
+            return {{total}, DType::Float32};
+        }
         case Op::MaxPool2dBackward:  // (dy, x)
         case Op::AvgPool2dBackward:
         case Op::AdaptiveAvgPool2dBackward: {

@@ -265,6 +265,31 @@ std::vector<int> input_gradients(ir::Graph& graph, const ir::Node& node, int g, 
             });
             break;
         }
+        case Op::Custom: {  // the user's backward: every operand's gradient in one flat result
+            if (node.attrs.get_string("backward").empty())
+                throw Error("custom layer '" + node.attrs.get_string("name") + "'" +
+                            (node.origin.empty() ? "" : " at " + node.origin) +
+                            " has no backward function: name one in CustomLayer({device: [library, forward, "
+                            "backward]}) to train through it");
+            std::vector<int> operands{g};
+            operands.insert(operands.end(), in.begin(), in.end());
+            int flat = -1;
+            std::int64_t offset = 0;
+            for (std::size_t i = 0; i < in.size(); ++i) {
+                const std::int64_t count = ir::element_count(b.shape(in[i]));
+                set(i, [&] {
+                    if (flat < 0) flat = b.op(Op::CustomBackward, operands, node.attrs);
+                    ir::Attributes part;
+                    part.set("axis", std::int64_t{0});
+                    part.set("start", offset);
+                    part.set("end", offset + count);
+                    part.set("step", std::int64_t{1});
+                    return b.reshape(b.op(Op::Slice, {flat}, part), b.shape(in[i]));
+                });
+                offset += count;
+            }
+            break;
+        }
         default:
             throw Error("SOL cannot train through '" + std::string(ir::name(node.op)) + "'" +
                         (node.origin.empty() ? "" : " at " + node.origin) + " yet: it has no gradient rule");

@@ -95,6 +95,14 @@ Example infer_example(Op op) {
             break;
         case Op::Mean: out = g.add_node(op, {x4}, attrs({{"axes", Ints{2, 3}}}), ""); break;
         case Op::Sum: out = g.add_node(op, {xi}, attrs({{"axes", Ints{0}}, {"keepdim", std::int64_t{1}}}), ""); break;
+        case Op::Custom:  // (x, parameter): the result shape the frontend inferred
+            out = g.add_node(op, {x2, g.add_parameter("p", {7}, DType::Float32)},
+                             attrs({{"inputs", std::int64_t{1}}, {"shape", Ints{5, 3}}}), "");
+            break;
+        case Op::CustomBackward:  // (dy, x, parameter): both gradients, flat
+            out = g.add_node(op, {g.add_input("dy", {5, 3}, DType::Float32), x2, g.add_parameter("p", {7}, DType::Float32)},
+                             attrs({{"inputs", std::int64_t{1}}, {"shape", Ints{5, 3}}}), "");
+            break;
     }
     return {g.tensor(out).shape, g.tensor(out).dtype};
 }
@@ -125,6 +133,8 @@ TEST(ShapeInference, EveryOpOfTheTableHasAValidExample) {
         {Op::MaxPool2dBackward, {{2, 4, 8, 8}, DType::Float32}},
         {Op::AvgPool2dBackward, {{2, 4, 8, 8}, DType::Float32}},
         {Op::AdaptiveAvgPool2dBackward, {{2, 4, 8, 8}, DType::Float32}},
+        {Op::Custom, {{5, 3}, DType::Float32}},
+        {Op::CustomBackward, {{22}, DType::Float32}},
     };
     ASSERT_EQ(expected.size(), ir::kOpCount) << "a new op needs an example here";
     for (const ir::OpInfo& row : ir::kOpTable) {

@@ -50,7 +50,8 @@ using BackendSelector = std::function<std::string(const ir::Graph&, const std::v
 
 // The tensors a library call reads and writes, in the order its kernel gets
 // them: the anchor's non-constant inputs, the chain's non-constant side
-// inputs, the output last (each tensor once).
+// inputs, the output last (each tensor once). A custom layer's call takes
+// its operands exactly as the node lists them, then the output.
 std::vector<int> library_call_arguments(const ir::Graph& graph, const std::vector<int>& cluster);
 
 }  // namespace sol::codegen

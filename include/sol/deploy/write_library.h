@@ -3,8 +3,8 @@
 // framework. The library holds the model's kernels (compiled again from the
 // module source), SOL's runtime (linked from SOL's static core library),
 // the plan that rebuilds the runtime without a compiler (deployment_plan.h)
-// and the weights. Only the host CPU for now: another device would add its
-// own way to build here.
+// and the weights. Custom layers' libraries are copied beside it. Only the
+// host CPU for now: another device would add its own way to build here.
 #pragma once
 
 #include <filesystem>

@@ -1,5 +1,6 @@
 // Named attributes of an op (stride, axis, eps, ...): a small ordered map of
-// ints, floats and lists of them, so the table of ops stays generic.
+// ints, floats, lists of them and strings (a custom layer's library and
+// function names), so the table of ops stays generic.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@
 namespace sol::ir {
 
 using AttributeValue =
-    std::variant<std::int64_t, double, std::vector<std::int64_t>, std::vector<double>>;
+    std::variant<std::int64_t, double, std::vector<std::int64_t>, std::vector<double>, std::string>;
 
 class Attributes {
 public:
@@ -27,6 +28,7 @@ public:
     std::vector<std::int64_t> get_ints(const std::string& key) const;
     std::vector<std::int64_t> get_ints(const std::string& key,
                                        std::vector<std::int64_t> fallback) const;
+    std::string get_string(const std::string& key) const;
 
     const std::map<std::string, AttributeValue>& all() const { return values_; }
     bool operator==(const Attributes& other) const { return values_ == other.values_; }

@@ -33,6 +33,12 @@ enum Trait : std::uint32_t {
 // adaptive_avg_pool2d_backward(dy) with the forward pool's attributes and
 // input_shape. The convolution gradients anchor no fused chain: oneDNN runs
 // them alone, the chain (relu_grad, a gradient sum) as its own kernel.
+// custom{library, forward, backward, inputs, shape, name}(inputs..., parameters...):
+// a user's kernel (sol.nn.CustomLayer) from a shared library; the first
+// `inputs` operands are the layer's inputs, the rest its parameters; the
+// result has `shape`. custom_backward(dy, inputs..., parameters...) with the
+// same attributes runs the user's backward: its result is every operand's
+// gradient after dy, flattened and concatenated in operand order.
 #define SOL_OP_TABLE(X)                                                              \
     X(Conv2d, "conv2d", 2, 3, Contraction | FloatOnly)                               \
     X(Linear, "linear", 2, 3, Contraction | FloatOnly)                               \
@@ -76,7 +82,9 @@ enum Trait : std::uint32_t {
     X(Mean, "mean", 1, 1, Reduction | FloatOnly)                                     \
     X(Sum, "sum", 1, 1, Reduction)                                                   \
     X(Softmax, "softmax", 1, 1, Reduction | FloatOnly)                               \
-    X(LogSoftmax, "log_softmax", 1, 1, Reduction | FloatOnly)
+    X(LogSoftmax, "log_softmax", 1, 1, Reduction | FloatOnly)                        \
+    X(Custom, "custom", 1, -1, FloatOnly)                                            \
+    X(CustomBackward, "custom_backward", 2, -1, FloatOnly)
 
 enum class Op : std::uint8_t {
 #define SOL_OP_ENUM(id, text, min_inputs, max_inputs, traits) id,
@@ -100,7 +108,7 @@ inline constexpr OpInfo kOpTable[] = {
 };
 
 inline constexpr std::size_t kOpCount = sizeof(kOpTable) / sizeof(kOpTable[0]);
-static_assert(kOpCount == 43, "op table changed: update shape rules, emitters and tests");
+static_assert(kOpCount == 45, "op table changed: update shape rules, emitters and tests");
 
 constexpr const OpInfo& info(Op op) { return kOpTable[static_cast<std::size_t>(op)]; }
 constexpr bool has_trait(Op op, Trait trait) { return (info(op).traits & trait) != 0; }
@@ -108,6 +116,8 @@ constexpr std::string_view name(Op op) { return info(op).name; }
 // The convolution gradients: a library kernel where the device has one,
 // else SOL's reference loop nests.
 constexpr bool is_convolution_gradient(Op op) { return op == Op::Conv2dBackwardData || op == Op::Conv2dBackwardWeight; }
+// A user's kernel (sol.nn.CustomLayer): always its own library call.
+constexpr bool is_custom(Op op) { return op == Op::Custom || op == Op::CustomBackward; }
 
 // Throws sol::Error listing the known ops when `text` names none.
 Op parse_op(std::string_view text);

@@ -76,8 +76,10 @@ GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target,
     std::ostringstream plan;
     for (const std::vector<int>& cluster : clusters_in_execution_order(graph)) {
         const int result = graph.nodes()[cluster.back()].output;
-        // Weight-only clusters run once per update: generated code is enough.
-        const std::string backend = select && !derived[result] ? select(graph, cluster) : "";
+        // Weight-only clusters run once per update: generated code is enough
+        // (a user's kernel has no generated form).
+        const bool custom = ir::is_custom(graph.nodes()[cluster.front()].op);
+        const std::string backend = select && (!derived[result] || custom) ? select(graph, cluster) : "";
         // The name is the hash of the body: identical layers share one kernel.
         auto emit_function = [&](KernelBuilder& builder) {
             emit(builder);
@@ -98,7 +100,7 @@ GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target,
             // generated convolution gradients are reference loop nests, never
             // worth timing against the library.
             const ir::Node& anchor = graph.nodes()[cluster.front()];
-            if (!ir::is_convolution_gradient(anchor.op) && std::all_of(anchor.inputs.begin(), anchor.inputs.end(),
+            if (!ir::is_convolution_gradient(anchor.op) && !custom && std::all_of(anchor.inputs.begin(), anchor.inputs.end(),
                                                [&](int id) { return graph.tensor(id).channel_block == 0; })) {
                 KernelBuilder builder(graph, cluster, target);
                 call.alternative = emit_function(builder);

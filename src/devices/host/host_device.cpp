@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "sol/backends/custom/custom_call.h"
 #include "sol/codegen/cpu/generate_module.h"
 #include "sol/log.h"
 #include "sol/passes/assign_layouts.h"
@@ -113,7 +114,7 @@ public:
         const char* depth_first = std::getenv("SOL_DEPTH_FIRST");
         if (depth_first != nullptr && std::string(depth_first) == "off") return;
         const int merged = passes::fuse_depth_first(
-            graph, [&](const ir::Graph& g, const std::vector<int>& cluster) { return backend(g, cluster) != "dnn"; });
+            graph, [&](const ir::Graph& g, const std::vector<int>& cluster) { return backend(g, cluster).empty(); });
         log::debug(std::to_string(merged) + " kernels computed inside their reader's kernel (depth-first)");
     }
 
@@ -132,6 +133,7 @@ public:
 
     std::unique_ptr<backends::LibraryKernel> instantiate(const ir::Graph& graph,
                                                          const codegen::KernelCall& call) override {
+        if (call.backend == "custom") return backends::custom::make_custom_call(graph, call.nodes.front(), call.arguments);
 #ifdef SOL_HAVE_DNNL
         if (call.backend == "dnn") {
             const ir::Op anchor = graph.nodes()[call.nodes.front()].op;
@@ -185,10 +187,11 @@ private:
 #endif
     }
 
-    // oneDNN for the convolutions and linear layers it supports (with their
-    // fused chain); generated code for everything else. Every "not chosen"
-    // says why.
+    // A custom layer's own library; oneDNN for the convolutions and linear
+    // layers it supports (with their fused chain); generated code for
+    // everything else. Every "not chosen" says why.
     std::string select_backend(const ir::Graph& graph, const std::vector<int>& cluster) const {
+        if (ir::is_custom(graph.nodes()[cluster.front()].op)) return "custom";  // the user's own kernel
 #ifdef SOL_HAVE_DNNL
         const ir::Node& anchor = graph.nodes()[cluster.front()];
         const bool gradient = ir::is_convolution_gradient(anchor.op);
