@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "sol/backends/custom/custom_call.h"
 #include "sol/deploy/deployment_plan.h"
 #include "sol/devices/device.h"
 #include "sol/error.h"
@@ -42,9 +43,10 @@ DeployedModel::DeployedModel(const char* plan_text, const unsigned char* weights
     const std::filesystem::path self_path = library_containing(address_in_library);
     auto self = std::make_shared<jit::SharedLibrary>(self_path);
     // Custom layers' libraries were deployed beside this one (write_library).
+    const std::string key = plan.device + backends::custom::kLibrarySuffix;
     for (ir::Node& node : plan.graph.nodes())
-        if (ir::is_custom(node.op))
-            node.attrs.set("library", (self_path.parent_path() / node.attrs.get_string("library")).string());
+        if (ir::is_custom(node.op) && node.attrs.has(key))
+            node.attrs.set(key, (self_path.parent_path() / node.attrs.get_string(key)).string());
     devices::Device& device = devices::find_device(plan.device, device_index);
     state_->model = std::make_unique<runtime::CompiledModel>(plan.graph, plan.calls, std::move(self), device);
     if (state_->model->inputs().size() != 1)

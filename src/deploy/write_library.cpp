@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "c_api_text.h"
+#include "sol/backends/custom/custom_call.h"
 #include "sol/deploy/deployment_plan.h"
 #include "sol/error.h"
 #include "sol/jit/compiler.h"
@@ -126,12 +127,14 @@ std::string header_source(const runtime::CompiledModel& model, const LibraryOpti
 // Custom layers' libraries travel beside the deployed one: copied into
 // `directory`, and named in the plan by file name only (DeployedModel
 // looks for them next to itself).
-ir::Graph with_custom_libraries_beside(const ir::Graph& graph, const fs::path& directory) {
+ir::Graph with_custom_libraries_beside(const ir::Graph& graph, const std::string& artifacts_device,
+                                      const fs::path& directory) {
     ir::Graph deployed = graph;
     std::map<std::string, fs::path> copied;  // file name -> source
     for (ir::Node& node : deployed.nodes()) {
         if (!ir::is_custom(node.op)) continue;
-        const fs::path source = node.attrs.get_string("library");
+        const std::string key = artifacts_device + backends::custom::kLibrarySuffix;
+        const fs::path source = node.attrs.get_string(key);
         const std::string name = source.filename().string();
         if (auto [it, fresh] = copied.emplace(name, source); fresh) {
             if (!fs::exists(source))
@@ -142,7 +145,7 @@ ir::Graph with_custom_libraries_beside(const ir::Graph& graph, const fs::path& d
             throw Error("custom layers use two libraries named " + name + " (" + it->second.string() + ", " +
                         source.string() + "); a deployed library keeps them side by side, so rename one");
         }
-        node.attrs.set("library", name);
+        node.attrs.set(key, name);
     }
     return deployed;
 }
@@ -187,7 +190,7 @@ DeployedFiles write_shared_library(const runtime::CompiledModel& model, const st
         write_file(units.back().path, sources[k]);
     }
     write_weights(build / "weights.bin", artifacts->graph, parameters);
-    const ir::Graph deployed = with_custom_libraries_beside(artifacts->graph, options.directory);
+    const ir::Graph deployed = with_custom_libraries_beside(artifacts->graph, artifacts->device, options.directory);
     units.push_back({build / "model_data.cpp", {}});
     write_file(units.back().path, model_data_source(write_plan(artifacts->device, deployed, artifacts->calls),
                                                      fs::absolute(build / "weights.bin"), options.lib_name));

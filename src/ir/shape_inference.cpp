@@ -268,9 +268,9 @@ TensorType infer_type(Op op, const std::vector<const Tensor*>& in, const Attribu
             return {w.shape, DType::Float32};
         }
         case Op::Custom: {  // the layer's own result shape, inferred by the frontend
-            const std::int64_t inputs = attrs.get_int("inputs");
+            const std::int64_t inputs = attrs.get_int("input_count");
             if (inputs < 1 || inputs > static_cast<std::int64_t>(in.size()))
-                fail("attribute 'inputs' is " + std::to_string(inputs) + " for " + std::to_string(in.size()) +
+                fail("attribute 'input_count' is " + std::to_string(inputs) + " for " + std::to_string(in.size()) +
                      " operands");
             const Shape shape = attrs.get_ints("shape");
             for (std::int64_t extent : shape)

@@ -1,5 +1,6 @@
 #include "gradient_rules.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -266,7 +267,11 @@ std::vector<int> input_gradients(ir::Graph& graph, const ir::Node& node, int g, 
             break;
         }
         case Op::Custom: {  // the user's backward: every operand's gradient in one flat result
-            if (node.attrs.get_string("backward").empty())
+            const auto& attributes = node.attrs.all();
+            if (std::none_of(attributes.begin(), attributes.end(), [](const auto& entry) {
+                    const auto* name = std::get_if<std::string>(&entry.second);
+                    return entry.first.ends_with(".backward") && name != nullptr && !name->empty();
+                }))
                 throw Error("custom layer '" + node.attrs.get_string("name") + "'" +
                             (node.origin.empty() ? "" : " at " + node.origin) +
                             " has no backward function: name one in CustomLayer({device: [library, forward, "

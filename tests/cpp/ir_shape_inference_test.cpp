@@ -97,11 +97,11 @@ Example infer_example(Op op) {
         case Op::Sum: out = g.add_node(op, {xi}, attrs({{"axes", Ints{0}}, {"keepdim", std::int64_t{1}}}), ""); break;
         case Op::Custom:  // (x, parameter): the result shape the frontend inferred
             out = g.add_node(op, {x2, g.add_parameter("p", {7}, DType::Float32)},
-                             attrs({{"inputs", std::int64_t{1}}, {"shape", Ints{5, 3}}}), "");
+                             attrs({{"input_count", std::int64_t{1}}, {"shape", Ints{5, 3}}}), "");
             break;
         case Op::CustomBackward:  // (dy, x, parameter): both gradients, flat
             out = g.add_node(op, {g.add_input("dy", {5, 3}, DType::Float32), x2, g.add_parameter("p", {7}, DType::Float32)},
-                             attrs({{"inputs", std::int64_t{1}}, {"shape", Ints{5, 3}}}), "");
+                             attrs({{"input_count", std::int64_t{1}}, {"shape", Ints{5, 3}}}), "");
             break;
     }
     return {g.tensor(out).shape, g.tensor(out).dtype};

@@ -33,9 +33,9 @@ enum Trait : std::uint32_t {
 // adaptive_avg_pool2d_backward(dy) with the forward pool's attributes and
 // input_shape. The convolution gradients anchor no fused chain: oneDNN runs
 // them alone, the chain (relu_grad, a gradient sum) as its own kernel.
-// custom{library, forward, backward, inputs, shape, name}(inputs..., parameters...):
+// custom{<device>.library, <device>.forward, <device>.backward, input_count, shape, name}(inputs..., parameters...):
 // a user's kernel (sol.nn.CustomLayer) from a shared library; the first
-// `inputs` operands are the layer's inputs, the rest its parameters; the
+// `input_count` operands are the layer's inputs, the rest its parameters; the
 // result has `shape`. custom_backward(dy, inputs..., parameters...) with the
 // same attributes runs the user's backward: its result is every operand's
 // gradient after dy, flattened and concatenated in operand order.

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sol import __version__, cache, deployment, device
+from sol import __version__, cache, deployment, device, nn
 from sol.errors import UnsupportedError
 from sol.pytorch.deploy import deploy
 from sol.pytorch.module import SolModule, optimize
 from sol.pytorch.random import set_seed
 
-__all__ = ["__version__", "cache", "deploy", "deployment", "device", "optimize", "set_seed", "SolModule",
+__all__ = ["__version__", "cache", "deploy", "deployment", "device", "nn", "optimize", "set_seed", "SolModule",
            "UnsupportedError"]
 
 

@@ -30,6 +30,7 @@ from torch.utils import _pytree as pytree
 
 from sol._loader import core
 from sol.errors import UnsupportedError
+from sol.nn.custom_layer import CustomLayer
 
 __all__ = [
     "TensorValue",
@@ -92,6 +93,10 @@ class SolTracer(fx.Tracer):
     # fx's own `record_stack_traces` symbolizes C++ frames as well, which costs
     # about a second per process; the Python frames are all SOL reads.
     record_stack_traces = False
+
+    def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
+        # A custom layer is one op (the user's kernel), not the ops of its Python forward.
+        return isinstance(m, CustomLayer) or super().is_leaf_module(m, module_qualified_name)
 
     def create_proxy(self, *args: Any, **kwargs: Any) -> fx.Proxy:
         proxy = super().create_proxy(*args, **kwargs)
@@ -259,7 +264,7 @@ class GraphBuilder:
         self.origin = f"{where} ({location.short()})" if location else where
 
     # -- graph construction
-    def op(self, name: str, inputs: Sequence[TensorValue], **attrs: Any) -> TensorValue:
+    def op(self, name: str, inputs: Sequence[TensorValue], /, **attrs: Any) -> TensorValue:
         # The binding's Attr type has no bool; flags travel as 0/1.
         clean = {key: int(value) if isinstance(value, bool) else value for key, value in attrs.items()}
         return TensorValue(self.graph.add_op(name, [value.id for value in inputs], clean, self.origin))
@@ -383,6 +388,8 @@ def _translate(builder: GraphBuilder, node: fx.Node, env: dict[fx.Node, Any]) ->
     if node.op == "call_module":
         module = builder.root.get_submodule(str(node.target))
         handler = op_mapping.MODULES.get(type(module))
+        if handler is None and isinstance(module, CustomLayer):
+            from sol.pytorch.custom_layer_ops import custom_layer as handler
         if handler is None:
             raise UnsupportedError("no SOL mapping for this module")
         result, _ = _call_handler(handler, (builder, module), args, kwargs)

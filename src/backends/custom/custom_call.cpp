@@ -48,14 +48,23 @@ sol_tensor_info describe(const ir::Shape& shape, const std::string& layer) {
 
 class CustomCall final : public LibraryKernel {
 public:
-    CustomCall(const ir::Graph& graph, const ir::Node& node, const std::vector<int>& arguments)
+    CustomCall(const ir::Graph& graph, const ir::Node& node, const std::vector<int>& arguments,
+               const std::string& device)
         : backward_(node.op == ir::Op::CustomBackward) {
         const std::string layer = "'" + node.attrs.get_string("name") + "'" +
                                   (node.origin.empty() ? "" : " at " + node.origin);
-        const std::string forward_name = node.attrs.get_string("forward");
-        const std::string backward_name = node.attrs.get_string("backward");
+        if (!node.attrs.has(device + kLibrarySuffix)) {
+            std::string devices;
+            for (const auto& [key, value] : node.attrs.all())
+                if (key.ends_with(kLibrarySuffix))
+                    devices += (devices.empty() ? "" : ", ") + key.substr(0, key.size() - std::strlen(kLibrarySuffix));
+            throw Error("custom layer " + layer + " has no kernel for " + device + " (it has kernels for: " + devices +
+                        ")");
+        }
+        const std::string forward_name = node.attrs.get_string(device + ".forward");
+        const std::string backward_name = node.attrs.get_string(device + ".backward");
         try {
-            library_ = std::make_shared<jit::SharedLibrary>(node.attrs.get_string("library"));
+            library_ = std::make_shared<jit::SharedLibrary>(node.attrs.get_string(device + kLibrarySuffix));
             const std::string& wanted = backward_ ? backward_name : forward_name;
             if (wanted.empty()) throw Error("the layer names no backward function");
             function_ = library_->symbol(wanted);
@@ -67,7 +76,7 @@ public:
         }
         // Operands: (dy,) inputs..., parameters...; the output last.
         const std::size_t first = backward_ ? 1 : 0;
-        const std::size_t inputs = static_cast<std::size_t>(node.attrs.get_int("inputs"));
+        const std::size_t inputs = static_cast<std::size_t>(node.attrs.get_int("input_count"));
         operands_ = arguments.size() - 1 - first;
         for (std::size_t k = 0; k < operands_; ++k) {
             const ir::Shape& shape = graph.tensor(arguments[first + k]).shape;
@@ -116,8 +125,9 @@ private:
 
 }  // namespace
 
-std::unique_ptr<LibraryKernel> make_custom_call(const ir::Graph& graph, int node, const std::vector<int>& arguments) {
-    return std::make_unique<CustomCall>(graph, graph.nodes()[node], arguments);
+std::unique_ptr<LibraryKernel> make_custom_call(const ir::Graph& graph, int node, const std::vector<int>& arguments,
+                                                const std::string& device) {
+    return std::make_unique<CustomCall>(graph, graph.nodes()[node], arguments, device);
 }
 
 }  // namespace sol::backends::custom

@@ -133,7 +133,7 @@ public:
 
     std::unique_ptr<backends::LibraryKernel> instantiate(const ir::Graph& graph,
                                                          const codegen::KernelCall& call) override {
-        if (call.backend == "custom") return backends::custom::make_custom_call(graph, call.nodes.front(), call.arguments);
+        if (call.backend == "custom") return backends::custom::make_custom_call(graph, call.nodes.front(), call.arguments, name());
 #ifdef SOL_HAVE_DNNL
         if (call.backend == "dnn") {
             const ir::Op anchor = graph.nodes()[call.nodes.front()].op;
