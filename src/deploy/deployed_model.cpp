@@ -35,6 +35,12 @@ DeployedModel::DeployedModel(const char* plan_text, const unsigned char* weights
                              const void* address_in_library, int device_index)
     : state_(std::make_unique<State>()) {
     DeploymentPlan plan = read_plan(plan_text);
+    if (const auto missing = missing_cpu_features(plan.cpu_features); !missing.empty()) {
+        std::string names;
+        for (const std::string& feature : missing) names += (names.empty() ? "" : ", ") + feature;
+        throw Error("this library's kernels were compiled for a CPU with " + names +
+                    ", which this CPU lacks; deploy the network again on (or for) a machine like this one");
+    }
     const std::vector<std::size_t> offsets = weight_offsets(plan.graph);
     if (offsets.back() != weight_bytes)
         throw Error("the weights carried by this library have " + std::to_string(weight_bytes) +

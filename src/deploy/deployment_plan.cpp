@@ -12,9 +12,11 @@ constexpr std::size_t kWeightAlignment = 64;  // a cache line, and an AVX-512 re
 
 }  // namespace
 
-std::string write_plan(const std::string& device, const ir::Graph& graph, const std::vector<codegen::KernelCall>& calls) {
+std::string write_plan(const std::string& device, const std::vector<std::string>& cpu_features, const ir::Graph& graph, const std::vector<codegen::KernelCall>& calls) {
     support::TextWriter out;
-    out.word(kMagic).text(device).line();
+    out.word(kMagic).text(device).integer(static_cast<std::int64_t>(cpu_features.size()));
+    for (const std::string& feature : cpu_features) out.text(feature);
+    out.line();
     out.text(ir::serialize(graph)).line();
     out.word("calls").integer(static_cast<std::int64_t>(calls.size())).line();
     for (const codegen::KernelCall& call : calls) {
@@ -31,6 +33,8 @@ DeploymentPlan read_plan(std::string_view text) {
     in.expect(kMagic);
     DeploymentPlan plan;
     plan.device = in.text();
+    const std::int64_t features = in.integer();
+    for (std::int64_t k = 0; k < features; ++k) plan.cpu_features.push_back(in.text());
     plan.graph = ir::deserialize(in.text());
     in.expect("calls");
     const std::int64_t count = in.integer();
@@ -56,6 +60,36 @@ DeploymentPlan read_plan(std::string_view text) {
     }
     if (!in.at_end()) in.fail("trailing text");
     return plan;
+}
+
+namespace {
+
+bool cpu_supports(const std::string& feature) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (feature == "avx512f") return __builtin_cpu_supports("avx512f");
+    if (feature == "avx2") return __builtin_cpu_supports("avx2");
+    if (feature == "fma") return __builtin_cpu_supports("fma");
+#endif
+    (void)feature;
+    return false;
+}
+
+constexpr const char* kCheckedFeatures[] = {"avx512f", "avx2", "fma"};
+
+}  // namespace
+
+std::vector<std::string> host_cpu_features() {
+    std::vector<std::string> features;
+    for (const char* feature : kCheckedFeatures)
+        if (cpu_supports(feature)) features.emplace_back(feature);
+    return features;
+}
+
+std::vector<std::string> missing_cpu_features(const std::vector<std::string>& features) {
+    std::vector<std::string> missing;
+    for (const std::string& feature : features)
+        if (!cpu_supports(feature)) missing.push_back(feature);
+    return missing;
 }
 
 std::vector<std::size_t> weight_offsets(const ir::Graph& graph) {

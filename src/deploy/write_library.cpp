@@ -192,7 +192,7 @@ DeployedFiles write_shared_library(const runtime::CompiledModel& model, const st
     write_weights(build / "weights.bin", artifacts->graph, parameters);
     const ir::Graph deployed = with_custom_libraries_beside(artifacts->graph, artifacts->device, options.directory);
     units.push_back({build / "model_data.cpp", {}});
-    write_file(units.back().path, model_data_source(write_plan(artifacts->device, deployed, artifacts->calls),
+    write_file(units.back().path, model_data_source(write_plan(artifacts->device, host_cpu_features(), deployed, artifacts->calls),
                                                      fs::absolute(build / "weights.bin"), options.lib_name));
     units.push_back({build / "c_api.cpp",
                      {"-std=c++20", "-fvisibility=hidden", "-I" + options.include_directory.string(),

@@ -97,10 +97,23 @@ TEST_F(DeployTest, MalformedTextIsAnErrorThatSaysWhere) {
                 << error.what();
         }
     }
-    EXPECT_THROW(sol::deploy::read_plan("sol-plan-1 3:x86 " + std::to_string(text.size()) + ":" + text +
+    EXPECT_THROW(sol::deploy::read_plan("sol-plan-1 3:x86 0 " + std::to_string(text.size()) + ":" + text +
                                         " calls 1 c 3:dfp 1:f 1 99 1 0 0 -1 0 0:"),
                  sol::Error)
         << "a call naming node 99 of a smaller graph";
+}
+
+// The plan carries the device and the CPU features its kernels need; a
+// feature this CPU lacks (or does not know) is reported, not run into.
+TEST_F(DeployTest, PlanCarriesDeviceAndCpuFeatures) {
+    ir::Graph g = small_network(1);
+    sol::passes::run_pipeline(g);
+    const auto plan = sol::deploy::read_plan(sol::deploy::write_plan("x86", {"avx2", "sse-of-the-future"}, g, {}));
+    EXPECT_EQ(plan.device, "x86");
+    EXPECT_EQ(plan.cpu_features, (std::vector<std::string>{"avx2", "sse-of-the-future"}));
+    EXPECT_EQ(ir::serialize(plan.graph), ir::serialize(g));
+    EXPECT_EQ(sol::deploy::missing_cpu_features(sol::deploy::host_cpu_features()), std::vector<std::string>{});
+    EXPECT_EQ(sol::deploy::missing_cpu_features({"sse-of-the-future"}), std::vector<std::string>{"sse-of-the-future"});
 }
 
 // The whole path: compile, deploy, dlopen the library, call its C API; the

@@ -133,6 +133,30 @@ def test_training_parity(layer_library, optimizer):
                                lambda out, t: F.cross_entropy(out, t))
 
 
+def test_output_shape_falls_back_to_example_tensors_and_can_be_overridden(layer_library):
+    base = scaled_softsign(layer_library)
+
+    class NumpyForward(base):  # meta tensors have no data: forward runs on zeros instead
+        def forward(self, X):
+            return torch.from_numpy(super().forward(X).detach().numpy())
+
+    class Declared(base):  # neither works: the layer states its shape
+        def forward(self, X):
+            if not X.any():
+                raise ValueError("needs data")
+            return super().forward(X)
+
+        def output_shape(self, X):
+            return X.shape
+
+    assert tuple(NumpyForward(8).output_shape(torch.empty(2, 8, 4, 4, device="meta"))) == (2, 8, 4, 4)
+    for layer_class in (NumpyForward, Declared):
+        model = cnn(layer_class).eval()
+        x = torch.randn(2, 3, 8, 8)
+        with torch.no_grad():
+            assert_close_rel(sol.optimize(model, x.size())(x), model(x), tol=1e-5, name=layer_class.__name__)
+
+
 def test_missing_library_fails_at_optimize_naming_the_file(tmp_path, layer_library):
     missing = tmp_path / "libNowhere.so"
     with pytest.raises(sol.Error, match=f"custom layer 'custom'.*cannot load {missing}"):
