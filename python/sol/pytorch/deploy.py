@@ -79,8 +79,13 @@ def deploy(
     cache = Path(core().cache_dir()) / "deploy"
     cache.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f"{lib_name}-", dir=cache))
-    library, header = core().deploy_shared_library(
-        compiled, [t.data_ptr() for t in values], lib_name, func_name, str(Path(path)), str(archive), str(include),
-        str(build))
-    shutil.rmtree(build, ignore_errors=True)  # kept when building failed: the error names its logs
+    try:
+        library, header = core().deploy_shared_library(
+            compiled, [t.data_ptr() for t in values], lib_name, func_name, str(Path(path)), str(archive),
+            str(include), str(build))
+    except Exception:
+        if not any(build.iterdir()):  # refused before building; a failed build keeps the logs its error names
+            build.rmdir()
+        raise
+    shutil.rmtree(build, ignore_errors=True)
     return Path(library), Path(header)
