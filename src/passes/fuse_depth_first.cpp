@@ -93,6 +93,10 @@ int fuse_depth_first(ir::Graph& graph, const GeneratedCheck& generated) {
                    graph.tensor(reader.output).shape == graph.tensor(result).shape;
         else if (ir::has_trait(reader.op, ir::Pooling) && reader.inputs[0] == result)
             fits = !has_elementwise(graph, producer) || reads_per_element(graph, reader) <= 4.0;
+        else if ((reader.op == ir::Op::Mean || reader.op == ir::Op::Sum) && reader.inputs[0] == result)
+            // A sum reads each element once: a product summed (BatchNorm's
+            // statistics and gradients) is never stored.
+            fits = !is_channel_concat(graph, nodes[producer.front()]);
         if (!fits) continue;
         for (int n : producer) nodes[n].cluster = reader.cluster;
         consumer.insert(consumer.begin(), producer.begin(), producer.end());  // every producer node comes first

@@ -1,7 +1,7 @@
 // Depth-first fusion (the BrainSlug idea behind SOL): a kernel whose result
 // only one other generated kernel reads is computed inside that reader, at
 // the elements the reader visits, instead of being written to memory and read
-// back. Two shapes occur in the zoo's networks:
+// back. Three shapes occur in the zoo's networks and their training graphs:
 //
 // * a channel concat read by an elementwise chain (DenseNet's concat ->
 //   BatchNorm -> ReLU before every convolution): one kernel reads the parts
@@ -9,7 +9,10 @@
 // * a channel concat and/or an elementwise chain read by a pooling window
 //   (DenseNet's concat -> BN -> ReLU -> global average pool, GoogLeNet's
 //   concat -> max pool): the pooling kernel computes its input tap by tap,
-//   so the tail of a block is one pass over the block's outputs.
+//   so the tail of a block is one pass over the block's outputs;
+// * an elementwise chain read by a sum or mean (BatchNorm's variance of the
+//   centered input in training, and its gradients' sums of products): the
+//   product is summed as it is computed and never stored.
 //
 // Runs after assign_layouts (the merged kernel reads the parts as they are
 // laid out) and merges only when the parts of a concat share one layout, so

@@ -109,8 +109,50 @@ void emit_conv2d_backward_weight(KernelBuilder& b) {
 
 // The input gradient of max pooling: each output's gradient goes to the tap
 // PyTorch's forward records (the first maximum in window order; a later NaN
-// replaces it; the first tap when all are -inf).
-// Average pooling spreads it over the window by the forward's divisor.
+// replaces it; the first tap when all are -inf). The winning taps of a row of
+// outputs are found first, as independent straight-line code (a window's
+// taps are one chain of dependent compares, so only many windows at once
+// keep the CPU busy), then their gradients are added in order: neighbouring
+// windows may pick the same tap.
+void emit_max_pool_backward(KernelBuilder& b) {
+    const ir::Node& node = b.anchor();
+    const ir::Shape& dy = b.input(0).shape;
+    const ir::Shape& x = b.result().shape;
+    auto& s = b.body;
+    s << "constexpr int64_t C = " << x[1] << ", H = " << x[2] << ", W = " << x[3] << ";  // input\n"
+      << "constexpr int64_t OH = " << dy[2] << ", OW = " << dy[3] << ";  // output\n"
+      << window_constants(node, x, dy) << b.parallel_for(2, ir::element_count(x))
+      << "for (int64_t i0 = 0; i0 < " << x[0] << "; ++i0)\n"
+      << "for (int64_t i1 = 0; i1 < C; ++i1) {\n"
+      << "    float* __restrict__ dx = out + (i0 * C + i1) * H * W;\n"
+      << "    const float* __restrict__ g = " << b.pointer(node.inputs[0]) << " + (i0 * C + i1) * OH * OW;\n"
+      << "    const float* __restrict__ plane = " << b.pointer(node.inputs[1]) << " + (i0 * C + i1) * H * W;\n"
+      << "    for (int64_t k = 0; k < H * W; ++k) dx[k] = 0.0f;\n"
+      << "    int64_t winner[OW];\n"
+      << "    for (int64_t i2 = 0; i2 < OH; ++i2) {\n"
+      << "#pragma omp simd\n"
+      << "        for (int64_t i3 = 0; i3 < OW; ++i3) {\n"
+      << "            int64_t best = -1;\n"
+      << "            float best_value = -INFINITY;\n"
+      << "            for (int64_t kh = 0; kh < KH; ++kh)\n"
+      << "                for (int64_t kw = 0; kw < KW; ++kw) {\n"
+      << "                    const int64_t ih = i2 * SH - PH + kh * DH, iw = i3 * SW - PW + kw * DW;\n"
+      << "                    const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;\n"
+      << "                    const float candidate = plane[inside ? ih * W + iw : 0];\n"
+      << "                    const bool take = inside && ((best < 0) | sol_takes_max(candidate, best_value));\n"
+      << "                    best = take ? ih * W + iw : best;\n"
+      << "                    best_value = take ? candidate : best_value;\n"
+      << "                }\n"
+      << "            winner[i3] = best;\n"
+      << "        }\n"
+      << "        for (int64_t i3 = 0; i3 < OW; ++i3)\n"
+      << "            if (winner[i3] >= 0) dx[winner[i3]] += g[i2 * OW + i3];\n"
+      << "    }\n"
+      << "}\n";
+}
+
+// Average pooling spreads each output's gradient over its window by the
+// forward's divisor.
 void emit_pooling_backward(KernelBuilder& b) {
     const ir::Node& node = b.anchor();
     const ir::Shape& dy = b.input(0).shape;
@@ -127,25 +169,7 @@ void emit_pooling_backward(KernelBuilder& b) {
       << "    for (int64_t k = 0; k < H * W; ++k) dx[k] = 0.0f;\n"
       << "    for (int64_t i2 = 0; i2 < OH; ++i2)\n"
       << "    for (int64_t i3 = 0; i3 < OW; ++i3) {\n";
-    if (node.op == ir::Op::MaxPool2dBackward) {
-        s << "        const float* __restrict__ plane = " << b.pointer(node.inputs[1]) << " + (i0 * C + i1) * H * W;\n"
-          << "        int64_t best = -1;\n"
-          << "        float best_value = -INFINITY;\n"
-          << "        for (int64_t kh = 0; kh < KH; ++kh) {\n"
-          << "            const int64_t ih = i2 * SH - PH + kh * DH;\n"
-          << "            if (ih < 0 || ih >= H) continue;\n"
-          << "            for (int64_t kw = 0; kw < KW; ++kw) {\n"
-          << "                const int64_t iw = i3 * SW - PW + kw * DW;\n"
-          << "                if (iw < 0 || iw >= W) continue;\n"
-          << "                const float candidate = plane[ih * W + iw];\n"
-          << "                if (best < 0 || sol_takes_max(candidate, best_value)) {  // PyTorch's rule\n"
-          << "                    best = ih * W + iw;\n"
-          << "                    best_value = candidate;\n"
-          << "                }\n"
-          << "            }\n"
-          << "        }\n"
-          << "        if (best >= 0) dx[best] += g[i2 * OW + i3];\n";
-    } else if (node.op == ir::Op::AvgPool2dBackward) {
+    if (node.op == ir::Op::AvgPool2dBackward) {
         s << indent(average(node, "g[i2 * OW + i3]"), 8)
           << "        for (int64_t ih = h0; ih < h1; ++ih)\n"
           << "            for (int64_t iw = w0; iw < w1; ++iw) dx[ih * W + iw] += v;\n";
@@ -168,6 +192,7 @@ void emit_gradient(KernelBuilder& b) {
     switch (b.anchor().op) {
         case ir::Op::Conv2dBackwardData: return emit_conv2d_backward_data(b);
         case ir::Op::Conv2dBackwardWeight: return emit_conv2d_backward_weight(b);
+        case ir::Op::MaxPool2dBackward: return emit_max_pool_backward(b);
         default: return emit_pooling_backward(b);
     }
 }

@@ -107,7 +107,8 @@ std::string KernelBuilder::concat_element(const ir::Node& concat, const std::vec
 }
 
 std::string KernelBuilder::input_value(const std::vector<std::string>& index, const std::string& block,
-                                       const std::string& lane) {
+                                       const std::string& lane, int lane_block) {
+    if (lane_block < 0) lane_block = source_block();
     // Any operand at `index`, broadcast from the right as in the graph.
     auto load = [&](int tensor_id) {
         const ir::Tensor& t = graph_.tensor(tensor_id);
@@ -115,7 +116,7 @@ std::string KernelBuilder::input_value(const std::vector<std::string>& index, co
         const std::size_t shift = index.size() - t.shape.size();
         std::vector<std::string> at;
         for (std::size_t d = 0; d < t.shape.size(); ++d) at.push_back(t.shape[d] == 1 ? "0" : index[d + shift]);
-        const bool named = !block.empty() && shift == 0 && t.channel_block == source_block();
+        const bool named = !block.empty() && shift == 0 && t.channel_block == lane_block;
         return pointer(tensor_id) + "[" + layout_offset(t, at, named ? block : "", named ? lane : "") + "]";
     };
     if (!has_prologue()) return load(anchor().inputs[0]);

@@ -44,10 +44,11 @@ public:
     // The anchor's input 0 at `index` (n, c, h, w expressions), computed by
     // the prologue from what it reads (a concat's parts, the chain's side
     // operands). `block`/`lane` name the channel's block and lane when the
-    // loops walk source_block() blocks. Needs declare_concat_parts() first
-    // when the prologue starts with a concat.
+    // loops walk blocks of `lane_block` channels (-1: source_block()), so
+    // operands blocked that way are addressed without a division. Needs
+    // declare_concat_parts() first when the prologue starts with a concat.
     std::string input_value(const std::vector<std::string>& index, const std::string& block = "",
-                            const std::string& lane = "");
+                            const std::string& lane = "", int lane_block = -1);
     // For a channel concat whose parts share one layout: declares
     // `part_base[u]` (the first element of channel unit u of image 0; a
     // unit is a block of the parts' blocking, or one channel) and
