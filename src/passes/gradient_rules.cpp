@@ -126,10 +126,17 @@ std::vector<int> input_gradients(ir::Graph& graph, const ir::Node& node, int g, 
         case Op::Clamp:
             set(0, [&] {
                 ir::Attributes attrs;
-                attrs.set("min", node.attrs.get_float("min"));
-                attrs.set("max", node.attrs.get_float("max"));
-                attrs.set("inclusive", node.attrs.get_int("inclusive", 1));
-                return b.op(Op::ClampGrad, {g, in[0]}, attrs);
+                const double lo = node.attrs.get_float("min"), hi = node.attrs.get_float("max");
+                const bool inclusive = node.attrs.get_int("inclusive", 1) != 0;
+                attrs.set("min", lo);
+                attrs.set("max", hi);
+                attrs.set("inclusive", std::int64_t{inclusive});
+                // Excluded bounds (ReLU6, hardtanh) give the same mask from the
+                // output as from the input (y <= lo exactly where x <= lo, NaN
+                // stays NaN), and the output is what the next layer's gradient
+                // keeps anyway: the input is then neither saved nor recomputed.
+                const bool from_output = !inclusive && lo < hi;
+                return b.op(Op::ClampGrad, {g, from_output ? y : in[0]}, attrs);
             });
             break;
         case Op::Sigmoid:  // y (1 - y)
