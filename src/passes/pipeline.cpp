@@ -7,7 +7,9 @@
 #include "sol/ir/verify.h"
 #include "sol/log.h"
 #include "sol/passes/canonicalize.h"
+#include "sol/passes/eliminate_common_subexpressions.h"
 #include "sol/passes/eliminate_dead_code.h"
+#include "sol/passes/fold_expand.h"
 #include "sol/passes/fold_batchnorm.h"
 #include "sol/passes/fold_identity.h"
 #include "sol/passes/fuse_elementwise.h"
@@ -55,6 +57,8 @@ DifferentiatedGraphs run_training_pipeline(ir::Graph& graph, const std::vector<s
     ir::Graph& backward = graphs.backward;
     if (log::enabled(log::Level::Debug)) log::debug("backward graph:\n" + ir::to_text(backward));
     step(backward, "fold_identity (backward)", [&] { fold_identity(backward); });
+    step(backward, "fold_expand (backward)", [&] { fold_expand(backward); });
+    step(backward, "eliminate_common_subexpressions (backward)", [&] { eliminate_common_subexpressions(backward); });
     step(backward, "eliminate_dead_code (backward)", [&] { eliminate_dead_code(backward); });
     step(graphs.forward, "fuse_elementwise (forward)", [&] { fuse_elementwise(graphs.forward); });
     step(backward, "fuse_elementwise (backward)", [&] { fuse_elementwise(backward); });

@@ -56,6 +56,31 @@ TEST_F(CompiledSliceReductionTest, SliceWithStepAndReductionsOverSeveralAxes) {
     EXPECT_NEAR(out[3][0], total / 120.0, 1e-5);
 }
 
+// Runs of axes walked as one loop (trailing reduced axes; elementwise axes
+// every operand spans or none does) whose last axes have extent 1: the loop
+// variable must belong to an axis that takes part in the offsets.
+TEST_F(CompiledSliceReductionTest, RunsEndingInAxesOfExtentOne) {
+    ir::Graph g;
+    const int x = g.add_input("x", {2, 3, 4, 1}, DType::Float32);
+    const int scaled = g.add_node(Op::Mul, {x, g.add_constant(0.5, DType::Float32)}, {}, "");  // one run of 24
+    const int per_channel = g.add_node(Op::Add, {x, g.add_input("c", {3, 1, 1}, DType::Float32)}, {}, "");
+    const int sum_hw = g.add_node(Op::Sum, {x}, attrs({{"axes", Ints{2, 3}}}), "");  // a run of 4 x 1
+    g.set_outputs({scaled, per_channel, sum_hw});
+    auto model = compile_for_host(g);
+    Tensors in{{"x", random_floats(24, 5)}, {"c", random_floats(3, 6)}};
+    Tensors params;
+    const auto out = run_model(*model, in, params, true);
+    std::vector<float> half(24), shifted(24), sums(6, 0.0f);
+    for (std::size_t i = 0; i < 24; ++i) {
+        half[i] = in["x"][i] * 0.5f;
+        shifted[i] = in["x"][i] + in["c"][(i / 4) % 3];
+        sums[i / 4] += in["x"][i];
+    }
+    EXPECT_EQ(max_abs_difference(out[0], half), 0.0f);
+    EXPECT_EQ(max_abs_difference(out[1], shifted), 0.0f);
+    EXPECT_LE(max_abs_difference(out[2], sums), 1e-6f);
+}
+
 TEST_F(CompiledSliceReductionTest, SliceOutOfRangeIsAShapeError) {
     ir::Graph g;
     const int x = g.add_input("x", {4, 6}, DType::Float32);

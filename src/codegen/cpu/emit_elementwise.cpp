@@ -32,7 +32,11 @@ std::size_t run_start(const KernelBuilder& b) {
             }
             first = std::max(first, start);
         }
-    return first + 1 < rank ? first : rank;
+    // Worth it for two axes or more, with two elements or more (so some axis
+    // is longer than 1 to walk them).
+    std::int64_t run = 1;
+    for (std::size_t d = first; d < rank; ++d) run *= out.shape[d];
+    return first + 1 < rank && run > 1 ? first : rank;
 }
 
 }  // namespace
@@ -60,13 +64,17 @@ void emit_elementwise(KernelBuilder& b) {
         return;
     }
     if (const std::size_t first = run_start(b); first < rank) {
-        // The last index walks the run; the run's other axes stay 0, which
-        // leaves each operand's offset within the run the flat index.
+        // The run's last axis longer than 1 walks the run; its other axes
+        // stay 0, which leaves each operand's offset within the run the flat
+        // index (axes of extent 1 take no part in an offset).
+        std::size_t walker = rank - 1;
+        while (out[walker] == 1) --walker;
         std::string zeros;
-        for (std::size_t d = first; d + 1 < rank; ++d) zeros += (zeros.empty() ? "i" : ", i") + std::to_string(d) + " = 0";
+        for (std::size_t d = first; d < rank; ++d)
+            if (d != walker) zeros += (zeros.empty() ? "i" : ", i") + std::to_string(d) + " = 0";
         std::int64_t run = 1;
         for (std::size_t d = first; d < rank; ++d) run *= out[d];
-        const std::string last = "i" + std::to_string(rank - 1);
+        const std::string last = "i" + std::to_string(walker);
         s << "const int64_t " << zeros << ";  // axes " << first << ".." << rank - 1 << " walked as one run\n"
           << b.parallel_for(first > 0 ? static_cast<int>(first) : 1, ir::element_count(out)) << b.open_loops(out, 0, first)
           << "for (int64_t " << last << " = 0; " << last << " < " << run << "; ++" << last << ")\n{\n" << compute;

@@ -17,6 +17,9 @@ std::size_t contiguous_reduced_run(const KernelBuilder& b, const std::vector<boo
     std::size_t first = in.size();
     while (first > 0 && reduced[first - 1]) --first;
     if (in.size() - first < 2) return in.size();
+    std::int64_t run = 1;
+    for (std::size_t d = first; d < in.size(); ++d) run *= in[d];
+    if (run < 2) return in.size();
     auto spans_run = [&](int id) {
         const ir::Tensor& t = b.graph().tensor(id);
         if (t.kind == ir::TensorKind::Constant) return true;
@@ -91,9 +94,12 @@ void emit_reduction(KernelBuilder& b) {
         if (const int block = channel_lane_block(b); block > 0) return emit_blocked_channel_reduction(b, block);
     // Index expression of every input axis: a reduction variable r<d>, or the
     // output loop variable that walks it. A contiguous run of reduced axes is
-    // one variable over all their elements, given to the last axis (the
-    // others index 0): the same offset in every tensor that spans the run.
+    // one variable over all their elements, given to the run's last axis
+    // longer than 1 (the others index 0; axes of extent 1 take no part in an
+    // offset): the same offset in every tensor that spans the run.
     std::vector<std::string> index(in.size());
+    std::size_t walker = in.size() - 1;
+    while (walker > run && in[walker] == 1) --walker;
     std::int64_t reduced_count = 1, run_count = 1;
     std::size_t out_axis = 0;
     std::string reduce_loops;
@@ -111,7 +117,7 @@ void emit_reduction(KernelBuilder& b) {
             if (keepdim) ++out_axis;
             if (d >= run) {
                 run_count *= in[d];
-                index[d] = d + 1 == in.size() ? "r" : "0";
+                index[d] = d == walker ? "r" : "0";
                 if (d + 1 == in.size()) loop("r", run_count, true);
             } else {
                 index[d] = "r" + std::to_string(d);
