@@ -1,5 +1,7 @@
 #include "sol/deploy/deployment_plan.h"
 
+#include <utility>
+
 #include "sol/error.h"
 #include "sol/ir/serialize.h"
 #include "sol/support/text_format.h"
@@ -12,7 +14,8 @@ constexpr std::size_t kWeightAlignment = 64;  // a cache line, and an AVX-512 re
 
 }  // namespace
 
-std::string write_plan(const std::string& device, const std::vector<std::string>& cpu_features, const ir::Graph& graph, const std::vector<codegen::KernelCall>& calls) {
+std::string write_plan(const std::string& device, const std::vector<std::string>& cpu_features,
+                       const ir::Graph& graph, const std::vector<codegen::KernelCall>& calls) {
     support::TextWriter out;
     out.word(kMagic).text(device).integer(static_cast<std::int64_t>(cpu_features.size()));
     for (const std::string& feature : cpu_features) out.text(feature);
@@ -64,24 +67,37 @@ DeploymentPlan read_plan(std::string_view text) {
 
 namespace {
 
-bool cpu_supports(const std::string& feature) {
+// The x86 extensions -march=native may use in generated code, by the names
+// __builtin_cpu_supports takes (it wants literals, hence the table).
 #if defined(__x86_64__) || defined(__i386__)
-    if (feature == "avx512f") return __builtin_cpu_supports("avx512f");
-    if (feature == "avx2") return __builtin_cpu_supports("avx2");
-    if (feature == "fma") return __builtin_cpu_supports("fma");
+#define SOL_CPU_FEATURE(name) {name, [] { return __builtin_cpu_supports(name) != 0; }}
+const std::pair<const char*, bool (*)()> kCheckedFeatures[] = {
+    SOL_CPU_FEATURE("sse4.2"),     SOL_CPU_FEATURE("popcnt"),       SOL_CPU_FEATURE("avx2"),
+    SOL_CPU_FEATURE("fma"),        SOL_CPU_FEATURE("f16c"),         SOL_CPU_FEATURE("bmi"),
+    SOL_CPU_FEATURE("bmi2"),       SOL_CPU_FEATURE("avxvnni"),      SOL_CPU_FEATURE("avx512f"),
+    SOL_CPU_FEATURE("avx512bw"),   SOL_CPU_FEATURE("avx512vl"),     SOL_CPU_FEATURE("avx512dq"),
+    SOL_CPU_FEATURE("avx512cd"),   SOL_CPU_FEATURE("avx512vbmi"),   SOL_CPU_FEATURE("avx512vbmi2"),
+    SOL_CPU_FEATURE("avx512ifma"), SOL_CPU_FEATURE("avx512vnni"),   SOL_CPU_FEATURE("avx512bf16"),
+    SOL_CPU_FEATURE("avx512fp16"), SOL_CPU_FEATURE("avx512bitalg"), SOL_CPU_FEATURE("avx512vpopcntdq"),
+    SOL_CPU_FEATURE("gfni"),       SOL_CPU_FEATURE("vaes"),         SOL_CPU_FEATURE("vpclmulqdq"),
+};
+#undef SOL_CPU_FEATURE
+#else
+const std::pair<const char*, bool (*)()> kCheckedFeatures[] = {{"", [] { return false; }}};
 #endif
-    (void)feature;
-    return false;
-}
 
-constexpr const char* kCheckedFeatures[] = {"avx512f", "avx2", "fma"};
+bool cpu_supports(const std::string& feature) {
+    for (const auto& [name, supported] : kCheckedFeatures)
+        if (feature == name) return supported();
+    return false;  // unknown here: counts as missing
+}
 
 }  // namespace
 
 std::vector<std::string> host_cpu_features() {
     std::vector<std::string> features;
-    for (const char* feature : kCheckedFeatures)
-        if (cpu_supports(feature)) features.emplace_back(feature);
+    for (const auto& [name, supported] : kCheckedFeatures)
+        if (*name != '\0' && supported()) features.emplace_back(name);
     return features;
 }
 

@@ -1,11 +1,18 @@
 #include "sol/support/text_format.h"
 
 #include <cctype>
+#include <charconv>
+#include <cmath>
 #include <cstdlib>
+#include <limits>
+#include <locale>
 
 #include "sol/error.h"
 
 namespace sol::support {
+
+// The program's locale must not change the text (a comma for the point).
+TextWriter::TextWriter() { out_.imbue(std::locale::classic()); }
 
 TextWriter& TextWriter::word(std::string_view text) {
     out_ << text << ' ';
@@ -79,22 +86,34 @@ std::int64_t TextReader::integer() {
 }
 
 double TextReader::real() {
-    const std::string token(word());
-    char* end = nullptr;
-    const double value = std::strtod(token.c_str(), &end);
-    if (end != token.c_str() + token.size()) fail("'" + token + "' is not a number");
-    return value;
+    // from_chars, not strtod: a deployed library's host program may have set
+    // a locale whose decimal point is a comma.
+    const std::string_view token = word();
+    std::string_view digits = token;
+    const bool negative = !digits.empty() && digits.front() == '-';
+    if (!digits.empty() && (digits.front() == '-' || digits.front() == '+')) digits.remove_prefix(1);
+    if (digits == "inf") return negative ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+    if (digits == "nan") return std::numeric_limits<double>::quiet_NaN();
+    const bool hex = digits.starts_with("0x") || digits.starts_with("0X");
+    if (hex) digits.remove_prefix(2);
+    double value = 0.0;
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value,
+                                              hex ? std::chars_format::hex : std::chars_format::general);
+    if (digits.empty() || error != std::errc() || end != digits.data() + digits.size())
+        fail("'" + std::string(token) + "' is not a number");
+    return negative ? -value : value;
 }
 
 std::string TextReader::text() {
     skip_space();
     const std::size_t colon = input_.find(':', position_);
     if (colon == std::string_view::npos) fail("expected a string");
-    const std::string length_text(input_.substr(position_, colon - position_));
-    char* end = nullptr;
-    const unsigned long long length = std::strtoull(length_text.c_str(), &end, 10);
-    if (length_text.empty() || end != length_text.c_str() + length_text.size()) fail("expected a string length");
-    if (colon + 1 + length > input_.size()) fail("a string runs past the end");
+    const std::string_view length_text = input_.substr(position_, colon - position_);
+    std::size_t length = 0;
+    const auto [end, error] = std::from_chars(length_text.data(), length_text.data() + length_text.size(), length);
+    if (length_text.empty() || error != std::errc() || end != length_text.data() + length_text.size())
+        fail("expected a string length");
+    if (length > input_.size() - colon - 1) fail("a string runs past the end");
     position_ = colon + 1 + length;
     return std::string(input_.substr(colon + 1, length));
 }

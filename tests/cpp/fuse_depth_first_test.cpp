@@ -569,39 +569,47 @@ TEST(CompiledDepthFirst, SumOfAProductMatchesTheReference) {
 
 // BatchNorm-gradient-like sums of a product of a channel-blocked convolution
 // output and a row-major tensor: per-channel sums walk whole blocks (and the
-// plain layout the usual loops); both give the reference's numbers.
+// plain layout the usual loops); both give the reference's numbers, also for
+// images one pixel wide.
 class CompiledBlockedSum : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(CompiledBlockedSum, SumOfABlockedProductMatchesTheReference) {
-    ScopedEnv fresh("SOL_CACHE_DIR", TempDir().path().string());
     ScopedEnv layout("SOL_LAYOUT", GetParam()[0] ? std::optional<std::string>(GetParam()) : std::nullopt);
-    ir::Graph g;
-    const int x = g.add_input("x", {2, 16, 6, 6}, DType::Float32), dy = g.add_input("dy", {2, 32, 6, 6}, DType::Float32);
-    const int y = g.add_node(Op::Conv2d, {x, g.add_parameter("w", {32, 16, 3, 3}, DType::Float32)},
-                             attrs({{"padding", Ints{1, 1}}}), "conv");
-    const int product = g.add_node(Op::Mul, {y, dy}, {}, "");
-    g.set_outputs({g.add_node(Op::Sum, {product}, attrs({{"axes", Ints{0, 2, 3}}, {"keepdim", std::int64_t{1}}}), ""),
-                   g.add_node(Op::Mean, {g.add_node(Op::Neg, {y}, {}, "")}, attrs({{"axes", Ints{0, 2, 3}}}), "")});
-    auto model = compile_for_host(g);
-    Tensors in{{"x", random_floats(2 * 16 * 36, 1)}, {"dy", random_floats(2 * 32 * 36, 2)}};
-    Tensors p{{"w", random_floats(32 * 16 * 9, 3)}};
-    const auto out = run_model(*model, in, p, true);
-    ref::Index oh = 0, ow = 0;
-    const auto conv = ref::conv2d(in["x"], 2, 16, 6, 6, p["w"], 32, 3, 3, {}, {.pad_h = 1, .pad_w = 1}, oh, ow);
-    std::vector<float> sums(32, 0.0f), means(32, 0.0f);
-    for (std::size_t i = 0; i < conv.size(); ++i) {
-        const std::size_t c = (i / 36) % 32;
-        sums[c] += conv[i] * in["dy"][i];
-        means[c] -= conv[i] / 72.0f;
+    // Images 6 wide, and 1 wide: then the pixel index must walk the rows.
+    for (const std::int64_t width : {6, 1}) {
+        SCOPED_TRACE("width " + std::to_string(width));
+        TempDir cache;
+        ScopedEnv fresh("SOL_CACHE_DIR", cache.path().string());
+        const std::int64_t plane = 6 * width;
+        ir::Graph g;
+        const int x = g.add_input("x", {2, 16, 6, width}, DType::Float32);
+        const int dy = g.add_input("dy", {2, 32, 6, width}, DType::Float32);
+        const int y = g.add_node(Op::Conv2d, {x, g.add_parameter("w", {32, 16, 3, 3}, DType::Float32)},
+                                 attrs({{"padding", Ints{1, 1}}}), "conv");
+        const int product = g.add_node(Op::Mul, {y, dy}, {}, "");
+        g.set_outputs({g.add_node(Op::Sum, {product}, attrs({{"axes", Ints{0, 2, 3}}, {"keepdim", std::int64_t{1}}}), ""),
+                       g.add_node(Op::Mean, {g.add_node(Op::Neg, {y}, {}, "")}, attrs({{"axes", Ints{0, 2, 3}}}), "")});
+        auto model = compile_for_host(g);
+        Tensors in{{"x", random_floats(2 * 16 * plane, 1)}, {"dy", random_floats(2 * 32 * plane, 2)}};
+        Tensors p{{"w", random_floats(32 * 16 * 9, 3)}};
+        const auto out = run_model(*model, in, p, true);
+        ref::Index oh = 0, ow = 0;
+        const auto conv = ref::conv2d(in["x"], 2, 16, 6, width, p["w"], 32, 3, 3, {}, {.pad_h = 1, .pad_w = 1}, oh, ow);
+        std::vector<float> sums(32, 0.0f), means(32, 0.0f);
+        for (std::size_t i = 0; i < conv.size(); ++i) {
+            const std::size_t c = (i / plane) % 32;
+            sums[c] += conv[i] * in["dy"][i];
+            means[c] -= conv[i] / static_cast<float>(2 * plane);
+        }
+        EXPECT_LE(max_abs_difference(out[0], sums), 1e-3f) << joined(model->kernel_descriptions());
+        EXPECT_LE(max_abs_difference(out[1], means), 1e-4f);
+        // The convolution's output is blocked on hosts with vector layouts (x86
+        // here): then the block-walking sum must be the one that ran.
+        std::string library = model->library_path();
+        std::stringstream source;
+        source << std::ifstream(library.substr(0, library.size() - 3) + ".cpp").rdbuf();
+        EXPECT_EQ(source.str().find("v[c1] +=") != std::string::npos, GetParam()[0] == '\0') << source.str();
     }
-    EXPECT_LE(max_abs_difference(out[0], sums), 1e-3f) << joined(model->kernel_descriptions());
-    EXPECT_LE(max_abs_difference(out[1], means), 1e-4f);
-    // The convolution's output is blocked on hosts with vector layouts (x86
-    // here): then the block-walking sum must be the one that ran.
-    std::string library = model->library_path();
-    std::stringstream source;
-    source << std::ifstream(library.substr(0, library.size() - 3) + ".cpp").rdbuf();
-    EXPECT_EQ(source.str().find("v[c1] +=") != std::string::npos, GetParam()[0] == '\0') << source.str();
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, CompiledBlockedSum, ::testing::Values("", "plain"),

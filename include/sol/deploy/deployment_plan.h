@@ -24,12 +24,13 @@ struct DeploymentPlan {
     std::vector<codegen::KernelCall> calls;
 };
 
-std::string write_plan(const std::string& device, const std::vector<std::string>& cpu_features, const ir::Graph& graph, const std::vector<codegen::KernelCall>& calls);
+std::string write_plan(const std::string& device, const std::vector<std::string>& cpu_features,
+                       const ir::Graph& graph, const std::vector<codegen::KernelCall>& calls);
 // Throws sol::Error naming what is malformed.
 DeploymentPlan read_plan(std::string_view text);
 
-// The vector extensions of this CPU that generated code and -march=native
-// use (avx512f, avx2, fma on x86; none listed elsewhere).
+// The extensions of this CPU that -march=native code may use (on x86: from
+// SSE4.2 to the AVX-512 families, FMA, BMI, GFNI, ...; none listed elsewhere).
 std::vector<std::string> host_cpu_features();
 // Those of `features` this CPU lacks.
 std::vector<std::string> missing_cpu_features(const std::vector<std::string>& features);

@@ -14,6 +14,7 @@ namespace sol::support {
 
 class TextWriter {
 public:
+    TextWriter();
     TextWriter& word(std::string_view text);  // no spaces inside
     TextWriter& integer(std::int64_t value);
     TextWriter& real(double value);

@@ -57,10 +57,17 @@ def deploy(
     if device not in (sol_device.x86, sol_device.arm64) or device.name not in core().devices():
         raise UnsupportedError(f"sol.deploy builds for the host CPU ({', '.join(core().devices())}) only so far, "
                                f"not {device}")
-    if model.training:
+    training = model.training
+    if training:
         logger.info("sol.deploy: %s is in training mode; the library computes what model.eval() would",
                     type(model).__name__)
-    sol_model = optimize(model, input_size_or_example_tensor, autotuning=autotuning)
+    # Traced and compiled in eval mode (a graph only train mode has must not stop a deployment); the
+    # user's model keeps its mode.
+    model.eval()
+    try:
+        sol_model = optimize(model, input_size_or_example_tensor, autotuning=autotuning)
+    finally:
+        model.train(training)
     sol_model.eval()
     engine = sol_model._sol
     shapes = next(iter(engine.compiled))[0]

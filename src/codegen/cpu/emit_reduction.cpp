@@ -66,7 +66,11 @@ void emit_blocked_channel_reduction(KernelBuilder& b, int block) {
     const ir::Shape& in = b.input(0).shape;
     const std::string count = std::to_string(in[0] * in[2] * in[3]);
     const std::string type = b.value_type();
-    const std::string element = b.input_value({"r0", "(c0 * B + c1)", "0", "r"}, "c0", "c1", block);
+    // The pixel index belongs to W, or to H when W is 1 (an axis of extent 1
+    // takes no part in an offset).
+    const bool by_rows = in[3] == 1;
+    const std::string element =
+        b.input_value({"r0", "(c0 * B + c1)", by_rows ? "r" : "0", by_rows ? "0" : "r"}, "c0", "c1", block);
     b.body << "constexpr int64_t B = " << block << ";\n"
            << b.parallel_for(1, ir::element_count(in)) << "for (int64_t c0 = 0; c0 < " << in[1] / block
            << "; ++c0) {\n"
@@ -137,7 +141,10 @@ void emit_reduction(KernelBuilder& b) {
     const std::string element =
         b.has_prologue() ? b.input_value(index) : b.pointer(b.anchor().inputs[0]) + "[" + source_offset + "]";
     const std::string type = b.value_type();
-    b.body << (out.empty() ? "" : b.parallel_for(1, ir::element_count(in))) << b.open_loops(out, 0, out.size())
+    // Threads over all output loops: a per-channel sum kept as [1, C, 1, 1]
+    // has a first loop of one iteration.
+    b.body << (out.empty() ? "" : b.parallel_for(static_cast<int>(out.size()), ir::element_count(in)))
+           << b.open_loops(out, 0, out.size())
            << "{\n"
            << "    " << type << " v = 0;\n"
            << reduce_loops << "        v += " << element << ";\n";
