@@ -107,6 +107,25 @@ void emit_conv2d_backward_weight(KernelBuilder& b) {
            << "}\n";
 }
 
+// Pooling gradients, one input plane (n, c) per iteration: constants of
+// both planes and the window, threads over the planes, `dx` (the plane of
+// the result, zeroed: taps add to it) and `g` (the plane of the output
+// gradient). The caller closes the plane loop.
+void open_gradient_planes(KernelBuilder& b) {
+    const ir::Node& node = b.anchor();
+    const ir::Shape& dy = b.input(0).shape;
+    const ir::Shape& x = b.result().shape;
+    auto& s = b.body;
+    s << "constexpr int64_t C = " << x[1] << ", H = " << x[2] << ", W = " << x[3] << ";  // input\n"
+      << "constexpr int64_t OH = " << dy[2] << ", OW = " << dy[3] << ";  // output\n";
+    if (node.op != ir::Op::AdaptiveAvgPool2dBackward) s << window_constants(node, x, dy);
+    s << b.parallel_for(2, ir::element_count(x)) << "for (int64_t i0 = 0; i0 < " << x[0] << "; ++i0)\n"
+      << "for (int64_t i1 = 0; i1 < C; ++i1) {\n"
+      << "    float* __restrict__ dx = out + (i0 * C + i1) * H * W;\n"
+      << "    const float* __restrict__ g = " << b.pointer(node.inputs[0]) << " + (i0 * C + i1) * OH * OW;\n"
+      << "    for (int64_t k = 0; k < H * W; ++k) dx[k] = 0.0f;\n";
+}
+
 // The input gradient of max pooling: each output's gradient goes to the tap
 // PyTorch's forward records (the first maximum in window order; a later NaN
 // replaces it; the first tap when all are -inf). The winning taps of a row of
@@ -115,19 +134,9 @@ void emit_conv2d_backward_weight(KernelBuilder& b) {
 // keep the CPU busy), then their gradients are added in order: neighbouring
 // windows may pick the same tap.
 void emit_max_pool_backward(KernelBuilder& b) {
-    const ir::Node& node = b.anchor();
-    const ir::Shape& dy = b.input(0).shape;
-    const ir::Shape& x = b.result().shape;
     auto& s = b.body;
-    s << "constexpr int64_t C = " << x[1] << ", H = " << x[2] << ", W = " << x[3] << ";  // input\n"
-      << "constexpr int64_t OH = " << dy[2] << ", OW = " << dy[3] << ";  // output\n"
-      << window_constants(node, x, dy) << b.parallel_for(2, ir::element_count(x))
-      << "for (int64_t i0 = 0; i0 < " << x[0] << "; ++i0)\n"
-      << "for (int64_t i1 = 0; i1 < C; ++i1) {\n"
-      << "    float* __restrict__ dx = out + (i0 * C + i1) * H * W;\n"
-      << "    const float* __restrict__ g = " << b.pointer(node.inputs[0]) << " + (i0 * C + i1) * OH * OW;\n"
-      << "    const float* __restrict__ plane = " << b.pointer(node.inputs[1]) << " + (i0 * C + i1) * H * W;\n"
-      << "    for (int64_t k = 0; k < H * W; ++k) dx[k] = 0.0f;\n"
+    open_gradient_planes(b);
+    s << "    const float* __restrict__ plane = " << b.pointer(b.anchor().inputs[1]) << " + (i0 * C + i1) * H * W;\n"
       << "    int64_t winner[OW];\n"
       << "    for (int64_t i2 = 0; i2 < OH; ++i2) {\n"
       << "#pragma omp simd\n"
@@ -151,23 +160,13 @@ void emit_max_pool_backward(KernelBuilder& b) {
       << "}\n";
 }
 
-// Average pooling spreads each output's gradient over its window by the
-// forward's divisor.
+// Average and adaptive average pooling spread each output's gradient over
+// its window by the forward's divisor.
 void emit_pooling_backward(KernelBuilder& b) {
     const ir::Node& node = b.anchor();
-    const ir::Shape& dy = b.input(0).shape;
-    const ir::Shape& x = b.result().shape;
-    const std::string grad = b.pointer(node.inputs[0]);
     auto& s = b.body;
-    s << "constexpr int64_t C = " << x[1] << ", H = " << x[2] << ", W = " << x[3] << ";  // input\n"
-      << "constexpr int64_t OH = " << dy[2] << ", OW = " << dy[3] << ";  // output\n";
-    if (node.op != ir::Op::AdaptiveAvgPool2dBackward) s << window_constants(node, x, dy);
-    s << b.parallel_for(2, ir::element_count(x)) << "for (int64_t i0 = 0; i0 < " << x[0] << "; ++i0)\n"
-      << "for (int64_t i1 = 0; i1 < C; ++i1) {\n"
-      << "    float* __restrict__ dx = out + (i0 * C + i1) * H * W;\n"
-      << "    const float* __restrict__ g = " << grad << " + (i0 * C + i1) * OH * OW;\n"
-      << "    for (int64_t k = 0; k < H * W; ++k) dx[k] = 0.0f;\n"
-      << "    for (int64_t i2 = 0; i2 < OH; ++i2)\n"
+    open_gradient_planes(b);
+    s << "    for (int64_t i2 = 0; i2 < OH; ++i2)\n"
       << "    for (int64_t i3 = 0; i3 < OW; ++i3) {\n";
     if (node.op == ir::Op::AvgPool2dBackward) {
         s << indent(average(node, "g[i2 * OW + i3]"), 8)
