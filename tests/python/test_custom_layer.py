@@ -8,8 +8,11 @@ training parity relative L2 1e-4 (as for the other small models).
 """
 
 import copy
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -189,3 +192,33 @@ def test_deployed_model_with_the_custom_layer(tmp_path, layer_library):
     (output,) = run_program(binary, tmp_path, x, 1)
     with torch.no_grad():
         assert relative_l2(output, model(x)) <= 1e-5
+
+
+DEPLOY_BY_SEARCH_PATH = r"""
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+import test_custom_layer as t
+import sol.pytorch as sol
+torch.manual_seed(0)
+model = t.cnn(t.scaled_softsign("libSoftsignX86.so")).eval()  # a bare name: the library search finds it
+x = torch.randn(2, 3, 8, 8)
+with torch.no_grad():
+    model(x).numpy().tofile("expected.bin")
+x.numpy().tofile("x.bin")
+sol.deploy(model, x.size(), lib_name="Net", func_name="predict", path="out")
+"""
+
+
+def test_deployed_layer_found_through_the_library_search_path(tmp_path, layer_library, session_cache_dir):
+    """A layer naming its library without a folder (found through LD_LIBRARY_PATH, which the
+    dynamic loader reads when a process starts: hence a child process) deploys with that file."""
+    env = dict(os.environ, LD_LIBRARY_PATH=str(layer_library.parent), SOL_CACHE_DIR=session_cache_dir)
+    result = subprocess.run([sys.executable, "-c", DEPLOY_BY_SEARCH_PATH, str(Path(__file__).parent)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / layer_library.name).exists()
+    library, header = tmp_path / "out" / "libNet.so", tmp_path / "out" / "Net.h"
+    x = torch.from_file(str(tmp_path / "x.bin"), size=2 * 3 * 8 * 8).reshape(2, 3, 8, 8)
+    expected = torch.from_file(str(tmp_path / "expected.bin"), size=2 * 5)
+    (output,) = run_program(build_program(tmp_path, library, header, "c"), tmp_path, x, 1)
+    assert relative_l2(output, expected) <= 1e-5
