@@ -1,5 +1,7 @@
 #include "sol/passes/fuse_elementwise.h"
 
+#include <algorithm>
+
 namespace sol::passes {
 namespace {
 
@@ -24,10 +26,12 @@ int fuse_elementwise(ir::Graph& graph) {
         const ir::Tensor& anchor_result = graph.tensor(nodes[anchor].output);
         // Follow the chain while the running value has exactly one reader that
         // is elementwise and keeps the shape: then the value never needs memory.
+        // (A reader may take it twice: x * x.)
         int value = anchor_result.id;
         while (!graph.is_output(value)) {
             const std::vector<int> readers = graph.consumers(value);
-            if (readers.size() != 1) break;
+            if (readers.empty() || std::any_of(readers.begin(), readers.end(), [&](int r) { return r != readers[0]; }))
+                break;
             ir::Node& next = nodes[readers[0]];
             const ir::Tensor& next_result = graph.tensor(next.output);
             if (!ir::has_trait(next.op, ir::Elementwise) || next.cluster >= 0 ||

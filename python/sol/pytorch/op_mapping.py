@@ -219,11 +219,17 @@ def _batch_norm_with_batch_statistics(b, module, x):
     mean = b.op("mean", [x], axes=axes, keepdim=True)
     centered = b.op("sub", [x, mean])
     var = b.op("mean", [b.op("mul", [centered, centered])], axes=axes, keepdim=True)
-    y = b.op("mul", [centered, b.op("rsqrt", [b.op("add", [var, b.constant(module.eps, like=x)])])])
+    # y = x * scale + shift with per-channel scale = weight / sqrt(var + eps) and shift = bias -
+    # mean * scale, as PyTorch's CPU kernel computes it: the centered input then only feeds the
+    # variance (one pass over x with it), and the output is one more pass over x.
+    scale = b.op("rsqrt", [b.op("add", [var, b.constant(module.eps, like=x)])])
     if module.affine:
         per_channel = [channels, 1, 1]
-        y = b.op("mul", [y, b.op("reshape", [b.module_parameter(module, "weight")], shape=per_channel)])
-        y = b.op("add", [y, b.op("reshape", [b.module_parameter(module, "bias")], shape=per_channel)])
+        scale = b.op("mul", [scale, b.op("reshape", [b.module_parameter(module, "weight")], shape=per_channel)])
+    shift = b.op("neg", [b.op("mul", [mean, scale])])
+    if module.affine:
+        shift = b.op("add", [shift, b.op("reshape", [b.module_parameter(module, "bias")], shape=per_channel)])
+    y = b.op("add", [b.op("mul", [x, scale]), shift])
     if module.training and module.track_running_stats:
         if module.momentum is None:
             _reject("momentum=None (a cumulative average over all batches) is not supported yet")
