@@ -318,7 +318,7 @@ class SolModule(torch.nn.Module):
         device_type = _TORCH_DEVICE_TYPES[device.name]
         tensors = [self._check_input(i, value, device_type, device) for i, value in enumerate(inputs)]
         shapes: Shapes = tuple(tuple(tensor.shape) for tensor in tensors)
-        wrt = self._gradient_names(tensors)
+        wrt, parameters = self._gradient_names(tensors)
         # The call's random seed rides along as the last input (read by training-mode dropout).
         seed = torch.tensor(next_seed(), dtype=torch.int64) if self.training and engine.mode_modules else None
         if wrt:
@@ -326,8 +326,7 @@ class SolModule(torch.nn.Module):
             # call with autograd on is mostly inference without no_grad: it runs the inference
             # graph, and only a backward() through it recomputes the activations.
             step = _GradientStep(shapes, wrt, device, index, device_type, self.training)
-            names = tuple(name for name in wrt if name not in engine.input_names)
-            parameters = [self.get_parameter(name) for name in names]
+            names = wrt[: len(parameters)]
             inputs = tensors + [seed if seed is not None else torch.zeros((), dtype=torch.int64)]
             outputs = _TrainingStep.apply(self, step, len(inputs), names, *inputs, *parameters)
             return pytree.tree_unflatten(list(outputs), engine.output_spec)
@@ -347,21 +346,22 @@ class SolModule(torch.nn.Module):
             for name in entry.counters:
                 self.get_buffer(name).add_(1)
 
-    def _gradient_names(self, tensors: list[torch.Tensor]) -> tuple[str, ...]:
-        """Parameters and inputs autograd wants gradients for on this call (none under no_grad or
-        inference_mode: then no activations are kept either)."""
+    def _gradient_names(self, tensors: list[torch.Tensor]) -> tuple[tuple[str, ...], list[torch.Tensor]]:
+        """Parameters and inputs autograd wants gradients for on this call, parameters first (none
+        under no_grad or inference_mode: then no activations are kept either), and those parameters."""
         if not torch.is_grad_enabled():
-            return ()
+            return (), []
         engine = self._sol
         if engine.parameter_slots is None:
             engine.parameter_slots = [(name, *self._slot(name)) for name, _ in self.named_parameters()]
-        names = []
+        names, parameters = [], []
         for name, storage, key in engine.parameter_slots:
             parameter = storage.get(key)
             if parameter is not None and parameter.requires_grad:
                 names.append(name)
+                parameters.append(parameter)
         names += [self._sol.input_names[i] for i, tensor in enumerate(tensors) if tensor.requires_grad]
-        return tuple(names)
+        return tuple(names), parameters
 
     def _run(self, entry: _Compiled, inputs: list[torch.Tensor], device_type: str) -> list[torch.Tensor]:
         """Run one compiled model on `inputs` (in the model's input order) and return its outputs.

@@ -225,13 +225,7 @@ private:
 }  // namespace
 
 bool supports_convolution(const ir::Graph& graph, const std::vector<int>& cluster, std::string& reason) {
-    try {
-        plan_variants(graph, cluster);
-        return true;
-    } catch (const Error& error) {
-        reason = error.what();
-        return false;
-    }
+    return plannable([&] { plan_variants(graph, cluster); }, reason);
 }
 
 bool handles_channel_blocked(const ir::Graph& graph, const std::vector<int>& cluster, int tensor_id) {

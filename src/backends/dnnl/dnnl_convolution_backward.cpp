@@ -184,13 +184,7 @@ private:
 }  // namespace
 
 bool supports_convolution_backward(const ir::Graph& graph, const std::vector<int>& cluster, std::string& reason) {
-    try {
-        plan_for(graph, cluster);
-        return true;
-    } catch (const Error& error) {
-        reason = error.what();
-        return false;
-    }
+    return plannable([&] { plan_for(graph, cluster); }, reason);
 }
 
 std::unique_ptr<LibraryKernel> make_convolution_backward(const ir::Graph& graph, const std::vector<int>& cluster,

@@ -148,13 +148,7 @@ private:
 }  // namespace
 
 bool supports_linear(const ir::Graph& graph, const std::vector<int>& cluster, std::string& reason) {
-    try {
-        plan_linear(graph, cluster);
-        return true;
-    } catch (const Error& error) {
-        reason = error.what();
-        return false;
-    }
+    return plannable([&] { plan_linear(graph, cluster); }, reason);
 }
 
 int linear_in_place_input(const ir::Graph& graph, const std::vector<int>& cluster) {

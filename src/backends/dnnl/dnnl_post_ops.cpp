@@ -19,6 +19,16 @@ namespace sol::backends::dnnl {
     return stream;
 }
 
+bool plannable(const std::function<void()>& plan, std::string& reason) {
+    try {
+        plan();
+        return true;
+    } catch (const Error& error) {
+        reason = error.what();
+        return false;
+    }
+}
+
 void reorder_weights(const ::dnnl::memory::desc& from, void* from_data, const ::dnnl::memory::desc& to,
                      void* to_data) {
     ::dnnl::memory source(from, engine(), from_data), target(to, engine(), to_data);

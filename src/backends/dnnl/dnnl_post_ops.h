@@ -5,6 +5,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -20,6 +21,11 @@ namespace sol::backends::dnnl {
 // The calling thread's stream on that engine, created once per thread: a
 // stream per kernel call costs microseconds, and a network makes hundreds.
 ::dnnl::stream& thread_stream();
+
+// Whether `plan` (a primitive's planning, which throws sol::Error naming
+// what oneDNN cannot run) succeeds; otherwise `reason` says why, for the
+// device's "dnn not chosen" message.
+bool plannable(const std::function<void()>& plan, std::string& reason);
 
 // Copies the framework's weights (`from` at `from_data`) into the layout a
 // primitive wants (`to` at `to_data`): once per weight update.
