@@ -3,6 +3,11 @@
 // (1x1, stride 1) code paths, and epilogues that read every output axis.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "compiled_model_helpers.h"
 #include "reference_ops.h"
 
@@ -115,6 +120,37 @@ TEST_F(CompiledConvTest, PointwiseConvWithEpilogueReadingEveryAxis) {
     EXPECT_LE(max_abs_difference(result[1], ref::conv2d(in["x"], N, C, H, W, ps["wg"], 6, 1, 1, {},
                                                         {.groups = 2}, oh, ow)),
               kTolerance);
+}
+
+// The register-tiled pointwise kernel in generated code (oneDNN off): 19
+// output channels leave a remainder after full tiles of MR channels (8 on
+// AVX-512, 6 on AVX2), 99 pixels a remainder after full tiles of NR, and
+// the batch of 2 checks the image offset; the residual and ReLU run in its
+// epilogue. Kept below the parallel threshold (see OddChannelCountsAndLargePlanes).
+TEST_F(CompiledConvTest, PointwiseConvRegisterTilesWithRemainders) {
+    constexpr ref::Index N = 2, C = 8, H = 9, W = 11, OC = 19;
+    ScopedEnv generated_only("SOL_BACKENDS", std::string("dfp"));
+    ir::Graph g;
+    const int x = g.add_input("x", {N, C, H, W}, DType::Float32);
+    const int skip = g.add_input("skip", {N, OC, H, W}, DType::Float32);
+    const int y = g.add_node(Op::Conv2d, {x, g.add_parameter("w", {OC, C, 1, 1}, DType::Float32),
+                                          g.add_parameter("b", {OC}, DType::Float32)}, {}, "");
+    g.set_outputs({g.add_node(Op::Relu, {g.add_node(Op::Add, {y, skip}, {}, "")}, {}, "")});
+    auto model = compile_for_host(g);
+    EXPECT_EQ(model->kernel_calls(), 1u);
+    EXPECT_EQ(model->library_calls(), 0u);
+    std::ifstream source(std::filesystem::path(model->library_path()).replace_extension(".cpp"));
+    std::stringstream text;
+    text << source.rdbuf();
+    EXPECT_NE(text.str().find("vectors in registers"), std::string::npos) << "the register-tiled kernel";
+
+    Tensors in{{"x", random_floats(N * C * H * W, 130)}, {"skip", random_floats(N * OC * H * W, 131)}};
+    Tensors ps{{"w", random_floats(OC * C, 132)}, {"b", random_floats(OC, 133)}};
+    const auto result = run_model(*model, in, ps, true);
+    ref::Index oh = 0, ow = 0;
+    auto expected = ref::conv2d(in["x"], N, C, H, W, ps["w"], OC, 1, 1, ps["b"], {}, oh, ow);
+    for (std::size_t i = 0; i < expected.size(); ++i) expected[i] = std::max(expected[i] + in["skip"][i], 0.0f);
+    EXPECT_LE(max_abs_difference(result[0], expected), kTolerance);
 }
 
 // Output channels that no block size divides, and a 1x1 conv whose plane is

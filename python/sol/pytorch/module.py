@@ -340,6 +340,8 @@ class SolModule(torch.nn.Module):
 
     def _update_state(self, entry: _Compiled, outputs: list[torch.Tensor]) -> None:
         """Buffers a training-mode call updates (BatchNorm's running statistics), as PyTorch does."""
+        if not entry.state_names and not entry.counters:
+            return  # inference: entering no_grad alone costs a microsecond per call
         with torch.no_grad():
             for k, name in enumerate(entry.state_names):
                 self.get_buffer(name).copy_(outputs[entry.model_outputs + k])
@@ -367,52 +369,52 @@ class SolModule(torch.nn.Module):
         """Run one compiled model on `inputs` (in the model's input order) and return its outputs.
         Parameters are handed over again only when they changed since the last call."""
         engine = self._sol
-        with torch.no_grad():
-            with engine.lock:
-                current = [storage.get(key) for storage, key in entry.parameter_slots]
-                fingerprint = _fingerprint(current)
-                changed = fingerprint is None or fingerprint != entry.fingerprint
-                if changed:
-                    # Only changed parameters are validated again: the fast path is one
-                    # tuple comparison.
-                    self._hand_over(entry, current, device_type)
-                    entry.fingerprint = fingerprint
-                    entry.refresh_lock.acquire()  # taken under engine.lock: no call slips in between
-                # Local references: keep the handed-over tensors (possibly contiguous
-                # copies) alive through run() even if another thread replaces them.
-                parameters, parameter_pointers = entry.parameters, entry.parameter_pointers
-            device = inputs[0].device if inputs else "cpu"
-            outputs = [torch.empty(shape, dtype=dtype, device=device)
-                       for shape, dtype in zip(entry.output_shapes, entry.output_dtypes)]
-            if any(tensor.numel() == 0 for tensor in inputs):
-                # Batch 0 is legal in PyTorch. Empty tensors have no memory to point at,
-                # so the runtime is not called; there is nothing to compute.
-                if changed:
-                    entry.fingerprint = None
-                    entry.refresh_lock.release()
-                if all(output.numel() == 0 for output in outputs):
-                    return outputs
-                raise core().ShapeError(
-                    f"the SOL model got empty inputs of shape {_format_shapes(tuple(tuple(t.shape) for t in inputs))} "
-                    f"but would produce non-empty outputs {[list(o.shape) for o in outputs]}"
-                )
-            input_pointers = [tensor.data_ptr() for tensor in inputs]
-            output_pointers = [tensor.data_ptr() for tensor in outputs]
-            # torch.set_num_threads governs SOL's kernels too.
-            threads = torch.get_num_threads()
+        with engine.lock:
+            current = [storage.get(key) for storage, key in entry.parameter_slots]
+            fingerprint = _fingerprint(current)
+            changed = fingerprint is None or fingerprint != entry.fingerprint
             if changed:
-                try:
-                    entry.model.run(input_pointers, parameter_pointers, output_pointers, True, threads)
-                except BaseException:
-                    entry.fingerprint = None  # derived values may be half-written: recompute next time
-                    raise
-                finally:
-                    entry.refresh_lock.release()
-            else:
-                with entry.refresh_lock:  # wait for a refresh another thread started
-                    pass
-                entry.model.run(input_pointers, parameter_pointers, output_pointers, False, threads)
-            del parameters  # held until here on purpose
+                # Only changed parameters are validated again: the fast path is one
+                # tuple comparison.
+                with torch.no_grad():  # contiguous copies of parameters are not part of any graph
+                    self._hand_over(entry, current, device_type)
+                entry.fingerprint = fingerprint
+                entry.refresh_lock.acquire()  # taken under engine.lock: no call slips in between
+            # Local references: keep the handed-over tensors (possibly contiguous
+            # copies) alive through run() even if another thread replaces them.
+            parameters, parameter_pointers = entry.parameters, entry.parameter_pointers
+        device = inputs[0].device if inputs else "cpu"
+        outputs = [torch.empty(shape, dtype=dtype, device=device)
+                   for shape, dtype in zip(entry.output_shapes, entry.output_dtypes)]
+        if any(tensor.numel() == 0 for tensor in inputs):
+            # Batch 0 is legal in PyTorch. Empty tensors have no memory to point at,
+            # so the runtime is not called; there is nothing to compute.
+            if changed:
+                entry.fingerprint = None
+                entry.refresh_lock.release()
+            if all(output.numel() == 0 for output in outputs):
+                return outputs
+            raise core().ShapeError(
+                f"the SOL model got empty inputs of shape {_format_shapes(tuple(tuple(t.shape) for t in inputs))} "
+                f"but would produce non-empty outputs {[list(o.shape) for o in outputs]}"
+            )
+        input_pointers = [tensor.data_ptr() for tensor in inputs]
+        output_pointers = [tensor.data_ptr() for tensor in outputs]
+        # torch.set_num_threads governs SOL's kernels too.
+        threads = torch.get_num_threads()
+        if changed:
+            try:
+                entry.model.run(input_pointers, parameter_pointers, output_pointers, True, threads)
+            except BaseException:
+                entry.fingerprint = None  # derived values may be half-written: recompute next time
+                raise
+            finally:
+                entry.refresh_lock.release()
+        else:
+            with entry.refresh_lock:  # wait for a refresh another thread started
+                pass
+            entry.model.run(input_pointers, parameter_pointers, output_pointers, False, threads)
+        del parameters  # held until here on purpose
         return outputs
 
     def extra_repr(self) -> str:

@@ -156,6 +156,9 @@ std::string window_constants(const ir::Node& node, const ir::Shape& in, const ir
 
 // Emitters: each writes the kernel body into builder.body.
 void emit_conv2d(KernelBuilder& builder);
+// 1x1 convolutions on row-major images as register-tiled matrix products.
+bool is_pointwise_conv(const KernelBuilder& builder);
+void emit_pointwise_conv(KernelBuilder& builder);
 void emit_linear(KernelBuilder& builder);
 void emit_pooling(KernelBuilder& builder);
 void emit_elementwise(KernelBuilder& builder);
