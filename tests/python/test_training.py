@@ -279,6 +279,23 @@ def test_pooling_gradients(case):
     check_gradients(nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), POOL_CASES[case]), (2, 2, 9, 7))
 
 
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(3, stride=2, padding=1), nn.MaxPool2d(2, stride=1, dilation=2)])
+def test_max_pool_gradient_goes_where_pytorch_puts_it(pool):
+    """Ties (the first maximum in window order wins), a NaN (it wins from where it appears) and
+    an all -inf plane (the first tap wins): the input gradient lands exactly where eager's does."""
+    x = torch.randint(0, 3, (2, 3, 9, 8)).float()  # many ties in every window
+    x[0, 1, 4, 3] = float("nan")
+    x[1, 2] = float("-inf")
+    sol_model = sol.optimize(nn.Sequential(pool).train(), x.size())
+    weights = torch.randn_like(pool(x))
+    grads = []
+    for model in (sol_model, pool):
+        xr = x.clone().requires_grad_(True)
+        (model(xr) * weights).sum().backward()
+        grads.append(xr.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-6)
+
+
 def test_concat_gradients():
     class Branches(nn.Module):
         def __init__(self):

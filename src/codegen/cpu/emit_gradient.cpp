@@ -5,6 +5,9 @@
 // window helpers), so forward and backward agree on which taps exist.
 #include "kernel_builder.h"
 
+#include <cstdint>
+#include <limits>
+
 #include "sol/error.h"
 
 namespace sol::codegen::cpu {
@@ -128,31 +131,38 @@ void open_gradient_planes(KernelBuilder& b) {
 
 // The input gradient of max pooling: each output's gradient goes to the tap
 // PyTorch's forward records (the first maximum in window order; a later NaN
-// replaces it; the first tap when all are -inf). The winning taps of a row of
-// outputs are found first, as independent straight-line code (a window's
-// taps are one chain of dependent compares, so only many windows at once
-// keep the CPU busy), then their gradients are added in order: neighbouring
-// windows may pick the same tap.
+// replaces it; the first tap when all are -inf). For a row of outputs the
+// taps are visited in window order, each tap for the whole row at once over
+// the outputs it reaches (ow_lo/ow_hi): no bounds checks, the row's loads
+// are strided, not gathered, and many windows run side by side (one
+// window's taps are a chain of dependent compares). Then the gradients are
+// added in order: neighbouring windows may pick the same tap.
 void emit_max_pool_backward(KernelBuilder& b) {
+    const ir::Shape& x = b.result().shape;
+    const char* index_type = x[2] * x[3] <= std::numeric_limits<std::int32_t>::max() ? "int32_t" : "int64_t";
     auto& s = b.body;
     open_gradient_planes(b);
     s << "    const float* __restrict__ plane = " << b.pointer(b.anchor().inputs[1]) << " + (i0 * C + i1) * H * W;\n"
-      << "    int64_t winner[OW];\n"
+      << "    " << index_type << " winner[OW];  // in the plane; -1: no tap yet\n"
+      << "    float best[OW];\n"
       << "    for (int64_t i2 = 0; i2 < OH; ++i2) {\n"
-      << "#pragma omp simd\n"
       << "        for (int64_t i3 = 0; i3 < OW; ++i3) {\n"
-      << "            int64_t best = -1;\n"
-      << "            float best_value = -INFINITY;\n"
-      << "            for (int64_t kh = 0; kh < KH; ++kh)\n"
-      << "                for (int64_t kw = 0; kw < KW; ++kw) {\n"
-      << "                    const int64_t ih = i2 * SH - PH + kh * DH, iw = i3 * SW - PW + kw * DW;\n"
-      << "                    const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;\n"
-      << "                    const float candidate = plane[inside ? ih * W + iw : 0];\n"
-      << "                    const bool take = inside && ((best < 0) | sol_takes_max(candidate, best_value));\n"
-      << "                    best = take ? ih * W + iw : best;\n"
-      << "                    best_value = take ? candidate : best_value;\n"
+      << "            winner[i3] = -1;\n"
+      << "            best[i3] = -INFINITY;\n"
+      << "        }\n"
+      << "        for (int64_t kh = 0; kh < KH; ++kh) {\n"
+      << "            const int64_t ih = i2 * SH - PH + kh * DH;\n"
+      << "            if (ih < 0 || ih >= H) continue;\n"
+      << "            const float* __restrict__ row = plane + ih * W;\n"
+      << "            for (int64_t kw = 0; kw < KW; ++kw)\n"
+      << "#pragma omp simd\n"
+      << "                for (int64_t i3 = ow_lo[kw]; i3 < ow_hi[kw]; ++i3) {\n"
+      << "                    const int64_t iw = i3 * SW - PW + kw * DW;\n"
+      << "                    const float candidate = row[iw];\n"
+      << "                    const bool take = (winner[i3] < 0) | sol_takes_max(candidate, best[i3]);\n"
+      << "                    winner[i3] = take ? static_cast<" << index_type << ">(ih * W + iw) : winner[i3];\n"
+      << "                    best[i3] = take ? candidate : best[i3];\n"
       << "                }\n"
-      << "            winner[i3] = best;\n"
       << "        }\n"
       << "        for (int64_t i3 = 0; i3 < OW; ++i3)\n"
       << "            if (winner[i3] >= 0) dx[winner[i3]] += g[i2 * OW + i3];\n"
