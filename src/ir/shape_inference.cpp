@@ -310,6 +310,13 @@ TensorType infer_type(Op op, const std::vector<const Tensor*>& in, const Attribu
                 fail("cannot expand " + describe(*in[0]) + " to " + to_string(shape));
             return {shape, in[0]->dtype};
         }
+        case Op::MulAdd: {  // a * b + c
+            for (const Tensor* operand : {in[1], in[2]})
+                if (operand->dtype != in[0]->dtype)
+                    fail("operands " + describe(*in[0]) + " and " + describe(*operand) + " have different dtypes");
+            if (in[0]->dtype == DType::Bool) fail("arithmetic on bool tensors is not supported");
+            return {broadcast_shapes(broadcast_shapes(in[0]->shape, in[1]->shape), in[2]->shape), in[0]->dtype};
+        }
         case Op::ReluGrad:
         case Op::ClampGrad:
         case Op::Add:

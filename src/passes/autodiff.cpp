@@ -34,8 +34,13 @@ std::map<int, int> backpropagate(ir::Graph& joint, std::size_t forward_nodes, co
         const ir::Node node = joint.nodes()[i];  // a copy: the node list grows below
         const auto found = gradient.find(node.output);
         if (found == gradient.end()) continue;
+        // Operands listed in the node's "stop_gradient" attribute count as
+        // constants here (see include/sol/passes/autodiff.h).
+        const std::vector<std::int64_t> stopped = node.attrs.get_ints("stop_gradient", {});
         std::vector<bool> wanted;
-        for (int input : node.inputs) wanted.push_back(active[input]);
+        for (std::size_t k = 0; k < node.inputs.size(); ++k)
+            wanted.push_back(active[node.inputs[k]] &&
+                             std::find(stopped.begin(), stopped.end(), static_cast<std::int64_t>(k)) == stopped.end());
         if (std::none_of(wanted.begin(), wanted.end(), [](bool w) { return w; })) continue;
         const std::vector<int> contributions = input_gradients(joint, node, found->second, wanted);
         for (std::size_t k = 0; k < node.inputs.size(); ++k)

@@ -114,6 +114,11 @@ std::vector<int> input_gradients(ir::Graph& graph, const ir::Node& node, int g, 
             set(0, [&] { return b.unbroadcast(b.op(Op::Mul, {g, in[1]}), b.shape(in[0])); });
             set(1, [&] { return b.unbroadcast(b.op(Op::Mul, {g, in[0]}), b.shape(in[1])); });
             break;
+        case Op::MulAdd:  // a * b + c
+            set(0, [&] { return b.unbroadcast(b.op(Op::Mul, {g, in[1]}), b.shape(in[0])); });
+            set(1, [&] { return b.unbroadcast(b.op(Op::Mul, {g, in[0]}), b.shape(in[1])); });
+            set(2, [&] { return b.unbroadcast(g, b.shape(in[2])); });
+            break;
         case Op::Div:  // d(a/b)/da = 1/b, d(a/b)/db = -(a/b)/b
             set(0, [&] { return b.unbroadcast(b.op(Op::Div, {g, in[1]}), b.shape(in[0])); });
             set(1, [&] {

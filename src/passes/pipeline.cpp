@@ -12,6 +12,7 @@
 #include "sol/passes/fold_expand.h"
 #include "sol/passes/fold_batchnorm.h"
 #include "sol/passes/fold_identity.h"
+#include "sol/passes/form_multiply_add.h"
 #include "sol/passes/fuse_elementwise.h"
 #include "sol/passes/lower_batchnorm.h"
 
@@ -60,6 +61,7 @@ DifferentiatedGraphs run_training_pipeline(ir::Graph& graph, const std::vector<s
     step(backward, "fold_expand (backward)", [&] { fold_expand(backward); });
     step(backward, "eliminate_common_subexpressions (backward)", [&] { eliminate_common_subexpressions(backward); });
     step(backward, "eliminate_dead_code (backward)", [&] { eliminate_dead_code(backward); });
+    step(backward, "form_multiply_add (backward)", [&] { form_multiply_add(backward); });
     step(graphs.forward, "fuse_elementwise (forward)", [&] { fuse_elementwise(graphs.forward); });
     step(backward, "fuse_elementwise (backward)", [&] { fuse_elementwise(backward); });
     return graphs;

@@ -109,6 +109,23 @@ TEST(Autodiff, ParameterNoOutputDependsOnHasNoGradient) {
     EXPECT_EQ(graphs.gradient_of, (std::vector<std::string>{"x"}));
 }
 
+// BatchNorm's variance subtracts the batch mean marked stop_gradient: no
+// gradient reaches the mean through that subtraction (only through the
+// other reader), and a parameter read only there gets none at all.
+TEST(Autodiff, StopGradientOperandGetsNoGradientThroughThatNode) {
+    ir::Graph g;
+    const int x = g.add_input("x", {2, 3}, DType::Float32);
+    const int p = g.add_parameter("p", {3}, DType::Float32);
+    const int centered = g.add_node(Op::Sub, {x, p}, attrs({{"stop_gradient", Ints{1}}}), "centered");
+    g.set_outputs({g.add_node(Op::Mul, {centered, centered}, {}, "square")});
+    auto graphs = sol::passes::differentiate(g, {"p", "x"});
+    EXPECT_EQ(graphs.gradient_of, (std::vector<std::string>{"x"}));
+    EXPECT_EQ(count_op(graphs.backward, Op::Neg), 0) << "sub's rule for its second operand did not run";
+    g.set_outputs({g.add_node(Op::Add, {g.add_node(Op::Mul, {centered, centered}, {}, ""), p}, {}, "")});
+    graphs = sol::passes::differentiate(g, {"p", "x"});
+    EXPECT_EQ(graphs.gradient_of, (std::vector<std::string>{"p", "x"}));
+}
+
 TEST(Autodiff, OpWithoutRuleIsNamedWithItsOrigin) {
     ir::Graph g;
     const int x = g.add_input("x", {1, 2, 4, 4}, DType::Float32);

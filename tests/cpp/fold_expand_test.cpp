@@ -1,11 +1,13 @@
-// fold_expand and eliminate_common_subexpressions on the shapes autodiff
-// leaves in BatchNorm's backward graph: expand(g) * c read by a full-size
-// elementwise op, and g*x + g*x.
+// fold_expand, eliminate_common_subexpressions and form_multiply_add on the
+// shapes autodiff leaves in BatchNorm's backward graph: expand(g) * c read by
+// a full-size elementwise op, g*x + g*x, and g*s plus a term computed from x.
 #include <gtest/gtest.h>
 
 #include "sol/passes/eliminate_common_subexpressions.h"
 #include "sol/passes/eliminate_dead_code.h"
 #include "sol/passes/fold_expand.h"
+#include "sol/passes/form_multiply_add.h"
+#include "sol/passes/fuse_elementwise.h"
 #include "test_helpers.h"
 
 namespace {
@@ -75,6 +77,44 @@ TEST(EliminateCommonSubexpressions, CustomLayersAreNeverMerged) {
     g.set_outputs({custom(), custom()});
     EXPECT_EQ(eliminate_common_subexpressions(g), 0);
     EXPECT_EQ(count_op(g, Op::Custom), 2);
+}
+
+// dx = g * s + (x - m) * k: the product joins the chain computed from x, so
+// the whole input gradient is one kernel.
+TEST(FormMultiplyAdd, ProductAddedToAnElementwiseChainJoinsIt) {
+    ir::Graph g;
+    const int x = g.add_input("x", {2, 8, 6, 6}, DType::Float32), dy = g.add_input("g", {2, 8, 6, 6}, DType::Float32);
+    const int m = g.add_input("m", {1, 8, 1, 1}, DType::Float32), s = g.add_input("s", {1, 8, 1, 1}, DType::Float32);
+    const int term = g.add_node(Op::Mul, {g.add_node(Op::Sub, {x, m}, {}, ""), g.add_constant(0.5, DType::Float32)}, {}, "");
+    const int direct = g.add_node(Op::Mul, {dy, s}, {}, "");
+    g.set_outputs({g.add_node(Op::Add, {direct, term}, {}, "gradient sum")});
+    EXPECT_EQ(sol::passes::form_multiply_add(g), 1);
+    expect_valid(g, "after form_multiply_add");
+    const ir::Node& out = node_producing(g, g.outputs()[0]);
+    EXPECT_EQ(out.op, Op::MulAdd);
+    EXPECT_EQ(out.inputs, (std::vector<int>{dy, s, term}));
+    EXPECT_EQ(count_op(g, Op::Add), 0);
+    sol::passes::fuse_elementwise(g);
+    for (const ir::Node& node : g.nodes()) EXPECT_EQ(node.cluster, g.nodes().front().cluster) << "one kernel";
+}
+
+// Left alone: a product read twice, a broadcast product, and an addend
+// computed from a convolution's result (oneDNN's epilogue cannot add a
+// product of two other tensors: the convolution would leave the library).
+TEST(FormMultiplyAdd, ProductsThatCannotJoinStay) {
+    ir::Graph g;
+    const int x = g.add_input("x", {2, 4, 6, 6}, DType::Float32), a = g.add_input("a", {2, 4, 6, 6}, DType::Float32);
+    const int row = g.add_input("row", {1, 4, 1, 1}, DType::Float32);
+    const int relu = g.add_node(Op::Relu, {x}, {}, "");
+    const int twice = g.add_node(Op::Mul, {a, a}, {}, "");
+    const int first = g.add_node(Op::Add, {twice, relu}, {}, "");
+    const int small = g.add_node(Op::Mul, {row, row}, {}, "");
+    const int second = g.add_node(Op::Add, {small, g.add_node(Op::Neg, {x}, {}, "")}, {}, "");
+    const int conv = g.add_node(Op::Conv2d, {x, g.add_parameter("w", {4, 4, 1, 1}, DType::Float32)}, {}, "");
+    const int third = g.add_node(Op::Add, {g.add_node(Op::Mul, {a, x}, {}, ""), g.add_node(Op::Relu, {conv}, {}, "")}, {}, "");
+    g.set_outputs({first, second, third, twice});
+    EXPECT_EQ(sol::passes::form_multiply_add(g), 0) << ir::to_text(g);
+    EXPECT_EQ(count_op(g, Op::MulAdd), 0);
 }
 
 }  // namespace

@@ -58,6 +58,10 @@ Example infer_example(Op op) {
         case Op::ReluGrad:
         case Op::ClampGrad:
         case Op::Div: out = g.add_node(op, {x2, g.add_input("row", {1, 5}, DType::Float32)}, {}, ""); break;
+        case Op::MulAdd:  // [3, 5] * [1, 5] + [3, 1]
+            out = g.add_node(op, {x2, g.add_input("row", {1, 5}, DType::Float32), g.add_input("column", {3, 1}, DType::Float32)},
+                             {}, "");
+            break;
         case Op::Dropout:
             out = g.add_node(op, {x2, g.add_input("seed", {}, DType::Int64)}, attrs({{"p", 0.25}}), "");
             break;
@@ -120,7 +124,8 @@ TEST(ShapeInference, EveryOpOfTheTableHasAValidExample) {
         {Op::Sqrt, {{3, 5}, DType::Float32}},               {Op::Rsqrt, {{3, 5}, DType::Float32}},
         {Op::Identity, {{3, 5}, DType::Int64}},             {Op::Add, {{3, 5}, DType::Float32}},
         {Op::Sub, {{3, 5}, DType::Float32}},                {Op::Mul, {{3, 5}, DType::Float32}},
-        {Op::Div, {{3, 5}, DType::Float32}},                {Op::MaxPool2d, {{2, 4, 4, 4}, DType::Float32}},
+        {Op::Div, {{3, 5}, DType::Float32}},                {Op::MulAdd, {{3, 5}, DType::Float32}},
+        {Op::MaxPool2d, {{2, 4, 4, 4}, DType::Float32}},
         {Op::AvgPool2d, {{2, 4, 4, 4}, DType::Float32}},    {Op::AdaptiveAvgPool2d, {{2, 4, 1, 3}, DType::Float32}},
         {Op::Reshape, {{2, 256}, DType::Float32}},          {Op::Permute, {{5, 3}, DType::Float32}},
         {Op::Concat, {{9, 5}, DType::Float32}},             {Op::Softmax, {{3, 5}, DType::Float32}},

@@ -23,6 +23,8 @@ enum Trait : std::uint32_t {
 // dropout{p}(x, seed): training-mode dropout; `seed` is a per-call int64
 // scalar input, and the mask a counter-based hash of (seed, element index),
 // so it is the same in any kernel, layout or thread, and in the backward.
+// mul_add(a, b, c) = a * b + c, broadcast as two binary ops (made by
+// passes/form_multiply_add, so one elementwise chain reads a product).
 // Gradient ops (made by passes/autodiff): relu_grad(dy, y) = y > 0 ? dy : 0,
 // PyTorch's ReLU backward; clamp_grad{min, max, inclusive}(dy, x) passes dy
 // where x lies within the bounds (inclusive: torch.clamp's rule; not:
@@ -63,6 +65,7 @@ enum Trait : std::uint32_t {
     X(Sub, "sub", 2, 2, Elementwise)                                                 \
     X(Mul, "mul", 2, 2, Elementwise)                                                 \
     X(Div, "div", 2, 2, Elementwise)                                                 \
+    X(MulAdd, "mul_add", 3, 3, Elementwise)                                          \
     X(Dropout, "dropout", 2, 2, Elementwise)                                         \
     X(ReluGrad, "relu_grad", 2, 2, Elementwise | FloatOnly)                          \
     X(ClampGrad, "clamp_grad", 2, 2, Elementwise | FloatOnly)                        \
@@ -108,7 +111,7 @@ inline constexpr OpInfo kOpTable[] = {
 };
 
 inline constexpr std::size_t kOpCount = sizeof(kOpTable) / sizeof(kOpTable[0]);
-static_assert(kOpCount == 45, "op table changed: update shape rules, emitters and tests");
+static_assert(kOpCount == 46, "op table changed: update shape rules, emitters and tests");
 
 constexpr const OpInfo& info(Op op) { return kOpTable[static_cast<std::size_t>(op)]; }
 constexpr bool has_trait(Op op, Trait trait) { return (info(op).traits & trait) != 0; }

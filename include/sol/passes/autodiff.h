@@ -12,6 +12,13 @@
 //   itself is needed); the forward graph's parameters it reads, under the
 //   same names; outputs the gradients listed in `gradient_of`.
 //
+// A node's int-list attribute "stop_gradient" names operand positions that
+// count as constants: no gradient flows into them through that node. The
+// frontend marks the batch mean inside BatchNorm's variance so: the gradient
+// through it is sum(x - mean) * (...) = 0 exactly, so leaving it out changes
+// no result and saves a pass over the activation (PyTorch's batch_norm
+// backward formula has no such term either).
+//
 // Both graphs then go through the same fusion and code generation as any.
 // Gradient rules follow PyTorch's autograd formulas op by op
 // (src/passes/gradient_rules.cpp); an op without one is named in the error.

@@ -217,7 +217,9 @@ def _batch_norm_with_batch_statistics(b, module, x):
         _reject(f"training needs more than 1 value per channel, got input {[n, channels, height, width]}")
     axes = [0, 2, 3]
     mean = b.op("mean", [x], axes=axes, keepdim=True)
-    centered = b.op("sub", [x, mean])
+    # The gradient of the variance through its mean is sum(x - mean) * (...) = 0: marking the mean
+    # a constant there lets autodiff leave out a pass over the activation (see core's autodiff.h).
+    centered = b.op("sub", [x, mean], stop_gradient=[1])
     var = b.op("mean", [b.op("mul", [centered, centered])], axes=axes, keepdim=True)
     # y = x * scale + shift with per-channel scale = weight / sqrt(var + eps) and shift = bias -
     # mean * scale, as PyTorch's CPU kernel computes it: the centered input then only feeds the

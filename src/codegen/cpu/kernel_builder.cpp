@@ -232,6 +232,7 @@ std::string KernelBuilder::elementwise_expression(const ir::Node& node,
         case ir::Op::Sub: return "(" + x[0] + " - " + x[1] + ")";
         case ir::Op::Mul: return "(" + x[0] + " * " + x[1] + ")";
         case ir::Op::Div: return "(" + x[0] + " / " + x[1] + ")";
+        case ir::Op::MulAdd: return "(" + x[0] + " * " + x[1] + " + " + x[2] + ")";
         case ir::Op::ReluGrad: return "sol_relu_grad(" + x[0] + ", " + x[1] + ")";
         case ir::Op::ClampGrad:
             return std::string(node.attrs.get_int("inclusive", 1) ? "sol_clamp_grad_inclusive(" : "sol_clamp_grad_exclusive(") +

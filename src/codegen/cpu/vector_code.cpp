@@ -47,6 +47,7 @@ std::string KernelBuilder::vector_expression(const ir::Node& node, const std::ve
         case ir::Op::Sub: return "(" + x[0] + " - " + x[1] + ")";
         case ir::Op::Mul: return "(" + x[0] + " * " + x[1] + ")";
         case ir::Op::Div: return "(" + x[0] + " / " + x[1] + ")";
+        case ir::Op::MulAdd: return "(" + x[0] + " * " + x[1] + " + " + x[2] + ")";
         case ir::Op::Neg: return "(-" + x[0] + ")";
         case ir::Op::Relu: return "sol_vrelu(" + x[0] + ")";
         case ir::Op::ReluGrad: return "sol_vrelu_grad(" + x[0] + ", " + x[1] + ")";
