@@ -93,12 +93,14 @@ class CompiledModel:
         torch.get_num_threads())."""
 
 def compile(graph: Graph, device: str, index: int, autotuning: bool = True, threads: int = 0,
-            keep_for_deployment: bool = False) -> CompiledModel:
+            keep_for_deployment: bool = False, weights_change_every_call: bool = False) -> CompiledModel:
     """Generate, build (through the cache) and load. `autotuning` times library
     kernels against generated code where both can run a layer and keeps the
     faster (choices cached per module and thread count); `threads` > 0 is the
     OpenMP thread count to measure with. `keep_for_deployment`: keep what
-    deploy_shared_library needs (the lowered graph, the calls, the source)."""
+    deploy_shared_library needs (the lowered graph, the calls, the source).
+    `weights_change_every_call`: the models of a training step; library kernels
+    reorder weights per call instead of keeping reordered copies."""
 
 def deploy_shared_library(model: CompiledModel, parameters: Sequence[int], lib_name: str, func_name: str,
                           directory: str, runtime_archive: str, include_directory: str,

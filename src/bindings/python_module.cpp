@@ -175,14 +175,15 @@ NB_MODULE(_core, m) {
     m.def(
         "compile",
         [](const ir::Graph& graph, const std::string& device, int index, bool autotuning, int threads,
-           bool keep_for_deployment) {
+           bool keep_for_deployment, bool weights_change_every_call) {
             devices::Device& target = devices::find_device(device, index);
             nb::gil_scoped_release release;  // compiling takes seconds; let other Python threads run
             return std::make_shared<runtime::CompiledModel>(
-                graph, target, runtime::CompileOptions{autotuning, threads, keep_for_deployment});
+                graph, target,
+                runtime::CompileOptions{autotuning, threads, keep_for_deployment, weights_change_every_call});
         },
         nb::arg("graph"), nb::arg("device"), nb::arg("index"), nb::arg("autotuning") = true, nb::arg("threads") = 0,
-        nb::arg("keep_for_deployment") = false);
+        nb::arg("keep_for_deployment") = false, nb::arg("weights_change_every_call") = false);
 
     // (library path, header path): see deploy/write_library.h.
     m.def(

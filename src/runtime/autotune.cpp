@@ -73,8 +73,15 @@ double median_seconds(devices::Device& device, int runs, Call call) {
 double time_library(devices::Device& device, const ir::Graph& graph, backends::LibraryKernel& library,
                     const std::vector<int>& arguments, int runs) {
     ScratchBuffers scratch(device, graph, std::set<int>(arguments.begin(), arguments.end()));
-    const std::vector<void*> args = scratch.pointers(arguments);
+    std::vector<void*> args = scratch.pointers(arguments);
     library.prepare(args.data());
+    // The kernel's own per-call memory, passed after the output as the runtime does.
+    struct Workspace {
+        devices::Device& device;
+        void* memory;
+        ~Workspace() { device.release(memory); }
+    } workspace{device, device.allocate(std::max<std::size_t>(library.workspace_bytes(), 64))};
+    if (library.workspace_bytes() > 0) args.push_back(workspace.memory);
     return median_seconds(device, runs, [&] { library.run(args.data()); });
 }
 

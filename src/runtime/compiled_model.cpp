@@ -94,6 +94,7 @@ void CompiledModel::load(const ir::Graph& graph, const std::vector<codegen::Kern
             step.function = reinterpret_cast<devices::KernelFunction>(library_->symbol(call.function));
         else
             step.library = device_.instantiate(graph, call);
+        if (step.library && options.weights_change_every_call) step.library->reorder_weights_in_run();
         if (step.library && call.variant > 0) step.library->use_variant(call.variant);
         const int variants = step.library ? step.library->variant_count() : 0;
         if (options.autotuning && step.library && variants + !call.alternative.empty() > 1) {
@@ -250,9 +251,21 @@ void CompiledModel::load(const ir::Graph& graph, const std::vector<codegen::Kern
     for (const OutputCopy& copy : output_copies_)
         if (lifetime_of[copy.tensor] >= 0)
             lifetimes[lifetime_of[copy.tensor]].last_step = static_cast<int>(steps_.size());
-    const MemoryPlan plan = plan_memory(lifetimes, graph.tensor_count());
-    for (const BufferLifetime& b : lifetimes)
-        locations_[b.tensor] = {Place::Workspace, static_cast<std::size_t>(plan.offsets[b.tensor])};
+    // A library kernel's scratch memory lives during its step only, under a
+    // made-up id past the graph's tensors.
+    const std::size_t first_scratch_id = graph.tensor_count();
+    for (std::size_t s = 0; s < steps_.size(); ++s) {
+        if (steps_[s].parameter_stage || !steps_[s].library || steps_[s].library->workspace_bytes() == 0) continue;
+        lifetimes.push_back({static_cast<int>(first_scratch_id + s), steps_[s].library->workspace_bytes(),
+                             static_cast<int>(s), static_cast<int>(s), -1});
+    }
+    const MemoryPlan plan = plan_memory(lifetimes, first_scratch_id + steps_.size());
+    for (const BufferLifetime& b : lifetimes) {
+        if (static_cast<std::size_t>(b.tensor) >= first_scratch_id)
+            steps_[b.tensor - first_scratch_id].scratch_offset = plan.offsets[b.tensor];
+        else
+            locations_[b.tensor] = {Place::Workspace, static_cast<std::size_t>(plan.offsets[b.tensor])};
+    }
     workspace_bytes_ = plan.workspace_bytes;
     // Library kernels prepare (reorder) their weights in the parameter stage.
     profiling_ = std::getenv("SOL_PROFILE") != nullptr && std::string(std::getenv("SOL_PROFILE")) != "0";
@@ -300,6 +313,13 @@ CompiledModel::~CompiledModel() {
     for (void* workspace : workspace_pool_) device_.release(workspace);
 }
 
+std::size_t CompiledModel::largest_library_scratch() const {
+    std::size_t largest = 0;
+    for (const Step& step : steps_)
+        if (step.scratch_offset >= 0) largest = std::max(largest, (step.library->workspace_bytes() + 63) / 64 * 64);
+    return largest;
+}
+
 std::string CompiledModel::library_path() const { return library_->path().string(); }
 
 std::size_t CompiledModel::library_calls() const {
@@ -322,6 +342,7 @@ void* CompiledModel::address(int tensor, const CallContext& context) const {
 void CompiledModel::addresses(const Step& step, const CallContext& context, std::vector<void*>& args) const {
     args.clear();  // reused across steps: no allocation per kernel call
     for (int id : step.arguments) args.push_back(address(id, context));
+    if (step.scratch_offset >= 0) args.push_back(context.workspace + step.scratch_offset);
 }
 
 void CompiledModel::run_steps(CallContext& context) {

@@ -57,6 +57,13 @@ MemoryPlan plan_memory(const std::vector<BufferLifetime>& buffers, std::size_t t
                 free_blocks.erase(fit);
                 if (remaining > 0) free_blocks.emplace(offset + size, remaining);
                 plan.offsets[b.tensor] = static_cast<std::int64_t>(offset);
+            } else if (!free_blocks.empty() && std::prev(free_blocks.end())->first + std::prev(free_blocks.end())->second == end) {
+                // The free block at the end grows to the size needed, rather
+                // than leaving it behind as a hole.
+                const auto last = std::prev(free_blocks.end());
+                plan.offsets[b.tensor] = static_cast<std::int64_t>(last->first);
+                end = last->first + size;
+                free_blocks.erase(last);
             } else {
                 plan.offsets[b.tensor] = static_cast<std::int64_t>(end);
                 end += size;

@@ -229,6 +229,38 @@ TEST_F(CompiledModelTest, OutputsThatAreInputsParametersOrDerived) {
     for (std::size_t i = 1; i < expected.size(); ++i) EXPECT_EQ(out[4][i], expected[i]) << i;
 }
 
+// An elementwise kernel that is the last reader of a computed operand of its
+// shape writes its result over it (the relu_grad/BatchNorm chains of a
+// backward graph): a = exp(x) is read by a sum and by b = a * y + 1, which
+// takes a's buffer (b is read twice, so it is stored): the workspace holds
+// one image, not two.
+TEST_F(CompiledModelTest, ElementwiseKernelComputesInPlaceOverItsLastRead) {
+    ir::Graph g;
+    const int x = g.add_input("x", {2, 3, 8, 8}, DType::Float32), y = g.add_input("y", {2, 3, 8, 8}, DType::Float32);
+    const int a = g.add_node(Op::Exp, {x}, {}, "");
+    const int sum_of_a = g.add_node(Op::Sum, {a}, attrs({{"axes", Ints{0, 1, 2, 3}}}), "");  // runs first
+    const int b = g.add_node(Op::Add, {g.add_node(Op::Mul, {a, y}, {}, ""), g.add_constant(1.0, DType::Float32)}, {}, "");
+    g.set_outputs({sum_of_a, g.add_node(Op::Sum, {b}, attrs({{"axes", Ints{0, 1, 2, 3}}}), ""),
+                   g.add_node(Op::MaxPool2d, {b}, attrs({{"kernel", Ints{2, 2}}}), "")});
+    auto model = compile_for_host(g);
+    ASSERT_EQ(model->kernel_calls(), 5u) << "exp, sum, mul + add, sum, max_pool2d";
+    EXPECT_EQ(model->workspace_bytes(), 2u * 3 * 8 * 8 * sizeof(float)) << "b computed over a";
+    Tensors inputs{{"x", random_floats(384, 70)}, {"y", random_floats(384, 71)}}, params;
+    const auto out = run_model(*model, inputs, params, true);
+    double sum_a = 0, sum_b = 0;
+    std::vector<float> b_values(384);
+    for (std::size_t i = 0; i < 384; ++i) {
+        sum_a += std::exp(inputs["x"][i]);
+        b_values[i] = std::exp(inputs["x"][i]) * inputs["y"][i] + 1.0f;
+        sum_b += b_values[i];
+    }
+    EXPECT_NEAR(out[0][0], sum_a, 1e-3 * sum_a);
+    EXPECT_NEAR(out[1][0], sum_b, 1e-3 * std::abs(sum_b));
+    ref::Index oh = 0, ow = 0;
+    const auto pooled = ref::max_pool2d(b_values, 6, 8, 8, {.kh = 2, .kw = 2, .sh = 2, .sw = 2}, oh, ow);
+    EXPECT_LE(max_abs_difference(out[2], pooled), 1e-5f);
+}
+
 // Four threads run one model at once, each on its own input, from the very
 // first call (the folded weights are computed once, under the lock).
 TEST_F(CompiledModelTest, ConcurrentRunsFromFourThreads) {

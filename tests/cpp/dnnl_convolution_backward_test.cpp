@@ -2,7 +2,9 @@
 // where oneDNN is built in) against SOL's generated reference loops
 // (SOL_BACKENDS=dfp), whose numbers tests/python/test_training.py checks
 // against PyTorch autograd. Strides, padding, dilation, groups and
-// depthwise; both gradients; weights re-prepared after they change.
+// depthwise; both gradients; weights re-prepared after they change, and
+// reordered inside each call for a training step's models
+// (CompileOptions::weights_change_every_call), the forward convolution too.
 #include <gtest/gtest.h>
 
 #include "compiled_model_helpers.h"
@@ -38,7 +40,8 @@ ir::Shape output_shape(const Case& c) {
     return g.tensor(y).shape;
 }
 
-// dy -> conv2d_backward_data(dy, w) and conv2d_backward_weight(dy, x).
+// dy -> conv2d_backward_data(dy, w) and conv2d_backward_weight(dy, x); the
+// forward conv2d(x, w) beside them.
 ir::Graph gradient_graph(const Case& c) {
     ir::Graph g;
     const ir::Shape dy_shape = output_shape(c);
@@ -50,7 +53,11 @@ ir::Graph gradient_graph(const Case& c) {
                       {key, Ints(shape.begin(), shape.end())}});
     };
     g.set_outputs({g.add_node(Op::Conv2dBackwardData, {dy, w}, conv_attrs("input_shape", c.x), "dx"),
-                   g.add_node(Op::Conv2dBackwardWeight, {dy, x}, conv_attrs("weight_shape", c.w), "dw")});
+                   g.add_node(Op::Conv2dBackwardWeight, {dy, x}, conv_attrs("weight_shape", c.w), "dw"),
+                   g.add_node(Op::Conv2d, {x, w},
+                              attrs({{"stride", c.stride}, {"padding", c.padding}, {"dilation", c.dilation},
+                                     {"groups", c.groups}}),
+                              "y")});
     return g;
 }
 
@@ -62,12 +69,14 @@ TEST_P(ConvolutionGradientTest, LibraryMatchesTheGeneratedReference) {
                    {"x", random_floats(ir::element_count(c.x), 2)}};
     Tensors parameters{{"w", random_floats(ir::element_count(c.w), 3)}};
     std::vector<std::vector<std::vector<float>>> results;  // [backend][call][output]
-    for (const char* backends : {"dfp", "dnn"}) {
-        ScopedEnv env("SOL_BACKENDS", backends);
+    for (const std::string setting : {"dfp", "dnn", "dnn, weights reordered per call"}) {
+        ScopedEnv env("SOL_BACKENDS", setting.substr(0, 3));
         ir::Graph g = gradient_graph(c);
-        auto model = compile_for_host(g);
+        const bool per_call = setting != "dfp" && setting != "dnn";
+        auto model = compile_for_host(g, {.autotuning = false, .threads = 0, .keep_for_deployment = false,
+                                          .weights_change_every_call = per_call});
 #ifdef SOL_HAVE_DNNL
-        EXPECT_EQ(model->library_calls(), std::string(backends) == "dnn" ? 2u : 0u);
+        EXPECT_EQ(model->library_calls(), setting == "dfp" ? 0u : 3u);
 #endif
         Tensors changed = parameters;
         results.push_back(run_model(*model, inputs, parameters, true));
@@ -80,7 +89,9 @@ TEST_P(ConvolutionGradientTest, LibraryMatchesTheGeneratedReference) {
         float scale = 0.0f;
         for (float v : reference) scale = std::max(scale, std::abs(v));
         // Sums of up to a few thousand products of O(1) values in another order.
-        EXPECT_LE(max_abs_difference(results[1][k], reference), 1e-5f * scale + 1e-5f) << "output " << k;
+        for (std::size_t setting = 1; setting < results.size(); ++setting)
+            EXPECT_LE(max_abs_difference(results[setting][k], reference), 1e-5f * scale + 1e-5f)
+                << "output " << k << ", setting " << setting;
     }
 }
 

@@ -93,6 +93,16 @@ TEST(MemoryPlan, SmallBufferReusesPartOfALargeFreedOne) {
     EXPECT_EQ(plan.workspace_bytes, 4096u + 64u) << "c and d live in a's old space";
 }
 
+TEST(MemoryPlan, FreeSpaceAtTheEndGrowsInsteadOfStayingAHole) {
+    // a (1024) dies at step 0; b (64) takes the start of its space; c needs
+    // 1024 while b lives: it starts where the free space after b starts.
+    const std::vector<BufferLifetime> buffers = {{0, 1024, 0, 0}, {1, 64, 1, 2}, {2, 1024, 2, 2}};
+    const MemoryPlan plan = plan_memory(buffers, 3);
+    expect_sound(buffers, plan, 3);
+    EXPECT_EQ(plan.offsets[2], 64);
+    EXPECT_EQ(plan.workspace_bytes, 64u + 1024u);
+}
+
 TEST(MemoryPlan, EmptyPlan) {
     const MemoryPlan plan = plan_memory({}, 3);
     EXPECT_EQ(plan.workspace_bytes, 0u);

@@ -26,6 +26,17 @@ public:
     // library's best guess.
     virtual int variant_count() const { return 1; }
     virtual void use_variant(int index) { (void)index; }
+    // Memory a run() needs beside its operands (operands reordered into the
+    // library's layouts, the library's scratchpad) in the current variant.
+    // The runtime plans it inside the model's per-call workspace, where it
+    // reuses memory of tensors no longer needed, and passes it after the
+    // output: args[arguments.size()]. 0: nothing is passed.
+    virtual std::size_t workspace_bytes() const { return 0; }
+    // The weights change before every call (the models of a training step):
+    // reorder them inside run() into its workspace instead of keeping a
+    // reordered copy between calls, which would only add memory (a copy of
+    // every weight per model). Called once, before the first prepare().
+    virtual void reorder_weights_in_run() {}
     virtual bool reads_only_in_prepare(std::size_t index) const {
         (void)index;
         return false;

@@ -30,6 +30,10 @@ struct CompileOptions {
     // Keep what deploy/ needs to rebuild this model elsewhere (the lowered
     // graph, the calls with autotuning's choices, the module source).
     bool keep_for_deployment = false;
+    // The parameters change before every call (the forward and backward
+    // models of a training step): library kernels reorder weights per call
+    // instead of keeping reordered copies (LibraryKernel::reorder_weights_in_run).
+    bool weights_change_every_call = false;
 };
 
 // What a compiled model is made of, kept with CompileOptions::keep_for_deployment.
@@ -71,6 +75,10 @@ public:
     int depth_first_calls() const { return depth_first_calls_; }
     std::vector<std::string> kernel_descriptions() const;
     std::size_t workspace_bytes() const { return workspace_bytes_; }
+    // The most per-call memory one library kernel takes inside the workspace
+    // (LibraryKernel::workspace_bytes, 64-byte aligned): its scratchpad and
+    // operands reordered into its layouts.
+    std::size_t largest_library_scratch() const;
     // Memory the model keeps between calls for parameter-derived values
     // (folded weights, constants), not counting library kernels' own copies.
     std::size_t derived_bytes() const { return derived_bytes_; }
@@ -106,6 +114,9 @@ private:
         std::vector<int> arguments;
         bool parameter_stage = false;
         int may_overwrite = -1;   // codegen::KernelCall::may_overwrite
+        // A library kernel's own per-call memory in the workspace
+        // (LibraryKernel::workspace_bytes), passed after its output; -1: none.
+        std::int64_t scratch_offset = -1;
         std::string description;  // for the profile
     };
     struct OutputCopy {

@@ -191,11 +191,13 @@ class SolModule(torch.nn.Module):
         return entry
 
     def _entry(self, graph: Any, parameter_names: list[str], device: sol_device.Device, index: int,
-               input_names: list[str] | None = None) -> _Compiled:
+               input_names: list[str] | None = None, training_step: bool = False) -> _Compiled:
         """Compile an optimized graph. `input_names`: what the graph's inputs may be named (default:
-        forward()'s arguments); input_order then indexes that list."""
+        forward()'s arguments); input_order then indexes that list. `training_step`: the weights
+        change before every call, so no reordered copies of them are kept between calls."""
         engine = self._sol
-        model = core().compile(graph, device.name, index, engine.autotuning, torch.get_num_threads())
+        model = core().compile(graph, device.name, index, engine.autotuning, torch.get_num_threads(),
+                               weights_change_every_call=training_step)
         logger.debug("compiled for %s:%d: %s", device.name, index, model.source_path)
         known_inputs = engine.input_names + [SEED_INPUT] if input_names is None else input_names
         unknown = [name for name in model.parameter_names if name not in parameter_names]
@@ -233,13 +235,14 @@ class SolModule(torch.nn.Module):
                 forward, backward, _, gradient_of = core().run_training_passes(built.graph, used, built.model_outputs)
             except core().Error as error:
                 raise UnsupportedError(str(error)) from None
-            forward_entry = self._entry(forward, parameter_names, device, index)
+            forward_entry = self._entry(forward, parameter_names, device, index, training_step=True)
             forward_entry.model_outputs = built.model_outputs
             forward_entry.state_names, forward_entry.counters = built.state_names, built.counters
             saved_names = [f"saved:{k}" for k in range(len(forward_entry.output_shapes))]
             grad_names = [f"grad:{k}" for k in range(built.model_outputs)]
             backward_entry = self._entry(backward, parameter_names, device, index,
-                                         input_names=grad_names + saved_names + engine.input_names + [SEED_INPUT])
+                                         input_names=grad_names + saved_names + engine.input_names + [SEED_INPUT],
+                                         training_step=True)
             sources = []
             for position in backward_entry.input_order:
                 if position < len(grad_names):

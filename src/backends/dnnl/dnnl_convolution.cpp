@@ -165,31 +165,43 @@ public:
 
     // Weights into the primitive's blocked layout, once per weight update.
     void prepare(void* const* args) override {
-        reorder_weights(user_weights_, args[weights_], variants_[current_].plan.primitive.weights_desc(), reordered_);
+        if (reordered_ != nullptr)
+            reorder_weights(user_weights_, args[weights_], variants_[current_].plan.primitive.weights_desc(), reordered_);
     }
 
-    bool reads_only_in_prepare(std::size_t index) const override { return static_cast<int>(index) == weights_; }
+    void reorder_weights_in_run() override {
+        std::free(reordered_);
+        reordered_ = nullptr;
+    }
+
+    bool reads_only_in_prepare(std::size_t index) const override {
+        return reordered_ != nullptr && static_cast<int>(index) == weights_;
+    }
+
+    std::size_t workspace_bytes() const override { return workspace_layout().total(); }
 
     void run(void* const* args) override {
         const Variant& variant = variants_[current_];
         const auto& pd = variant.plan.primitive;
-        // Per thread, so concurrent calls never share them.
-        thread_local std::vector<char> scratchpad, src_buffer, dst_buffer;
-        scratchpad.resize(std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
+        // Scratch memory is part of the call's workspace: concurrent calls never share it.
+        const WorkspaceLayout layout = workspace_layout();
+        void* const workspace = args[out_ + 1];
+        void* const scratchpad = layout.at(workspace, Scratch::Pad);
         dn::stream& stream = thread_stream();
+        void* weights = reordered_;
+        if (weights == nullptr) {
+            weights = layout.at(workspace, Scratch::Weights);
+            reorder_weights(user_weights_, args[weights_], pd.weights_desc(), weights);
+        }
         dn::memory src(variant.plan.graph_src, engine(), args[x_]);
         if (variant.src_in) {
-            src_buffer.resize(pd.src_desc().get_size());
-            dn::memory converted(pd.src_desc(), engine(), src_buffer.data());
+            dn::memory converted(pd.src_desc(), engine(), layout.at(workspace, Scratch::Source));
             variant.src_in.execute(stream, src, converted);
             src = converted;
         }
         dn::memory out(variant.plan.graph_dst, engine(), args[out_]);
         dn::memory dst = out;
-        if (variant.dst_out) {
-            dst_buffer.resize(pd.dst_desc().get_size());
-            dst = dn::memory(pd.dst_desc(), engine(), dst_buffer.data());
-        }
+        if (variant.dst_out) dst = dn::memory(pd.dst_desc(), engine(), layout.at(workspace, Scratch::Destination));
         if (sum_ >= 0) {  // the addend of the sum post-op goes into the output first
             if (variant.addend_to_dst) {
                 dn::memory addend(addend_desc_, engine(), args[sum_]);
@@ -198,13 +210,27 @@ public:
                 std::memcpy(dst.get_data_handle(), args[sum_], pd.dst_desc().get_size());
             }
         }
-        variant.primitive.execute(stream, call_operands(pd, src, reordered_, dst, scratchpad.data(), args, bias_,
+        variant.primitive.execute(stream, call_operands(pd, src, weights, dst, scratchpad, args, bias_,
                                                          variant.plan.post, binary_slots_));
         if (variant.dst_out) variant.dst_out.execute(stream, dst, out);
         stream.wait();
     }
 
 private:
+    // The current variant's scratchpad, reordered input and output, and the
+    // weights when they are reordered in run().
+    WorkspaceLayout workspace_layout() const {
+        const Variant& variant = variants_[current_];
+        const auto& pd = variant.plan.primitive;
+        WorkspaceLayout layout;
+        // Never empty: run() reads the pointer.
+        layout.add(Scratch::Pad, std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
+        if (variant.src_in) layout.add(Scratch::Source, pd.src_desc().get_size());
+        if (variant.dst_out) layout.add(Scratch::Destination, pd.dst_desc().get_size());
+        if (reordered_ == nullptr) layout.add(Scratch::Weights, pd.weights_desc().get_size());
+        return layout;
+    }
+
     // One way to run the convolution: a primitive and the reorders between
     // the graph's layouts and the primitive's.
     struct Variant {

@@ -89,13 +89,12 @@ dn::reorder reorder_between(const dn::memory::desc& from, const dn::memory::desc
 }
 
 // `data` in layout `from`, as the primitive reads it: itself, or converted by
-// `reorder` into a thread-local buffer in layout `to`.
+// `reorder` into `buffer` (the kernel's workspace) in layout `to`.
 dn::memory converted(const dn::reorder& reorder, const dn::memory::desc& from, void* data, const dn::memory::desc& to,
-                     std::vector<char>& buffer) {
+                     void* buffer) {
     dn::memory user(from, engine(), data);
     if (!reorder) return user;
-    buffer.resize(to.get_size());
-    dn::memory target(to, engine(), buffer.data());
+    dn::memory target(to, engine(), buffer);
     reorder.execute(thread_stream(), user, target);
     return target;
 }
@@ -127,35 +126,49 @@ public:
 
     // The data gradient's weights into the primitive's layout, once per update.
     void prepare(void* const* args) override {
-        if (plan_.data) reorder_weights(plan_.user_w, args[1], plan_.data_pd.weights_desc(), reordered_);
+        if (reordered_ != nullptr) reorder_weights(plan_.user_w, args[1], plan_.data_pd.weights_desc(), reordered_);
     }
-    bool reads_only_in_prepare(std::size_t index) const override { return plan_.data && index == 1; }
+    void reorder_weights_in_run() override {
+        std::free(reordered_);
+        reordered_ = nullptr;
+    }
+    bool reads_only_in_prepare(std::size_t index) const override { return reordered_ != nullptr && index == 1; }
+
+    std::size_t workspace_bytes() const override { return workspace_layout().total(); }
 
     void run(void* const* args) override {
-        thread_local std::vector<char> scratchpad, dy_buffer, x_buffer, out_buffer;
         dn::stream& stream = thread_stream();
+        // Scratch memory is part of the call's workspace: concurrent calls never share it.
+        const WorkspaceLayout layout = workspace_layout();
+        void* const workspace = args[3];
+        void* const scratchpad = layout.at(workspace, Scratch::Pad);
+        void* const reordered_out = layout.at(workspace, Scratch::Destination);
         if (plan_.data) {
             const auto& pd = plan_.data_pd;
-            scratchpad.resize(std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
-            const dn::memory dy = converted(dy_in_, plan_.user_dy, args[0], pd.diff_dst_desc(), dy_buffer);
-            finish(pd.diff_src_desc(), plan_.user_x, args[2], out_buffer, [&](const dn::memory& out) {
-                primitive_.execute(
-                    stream, {{DNNL_ARG_DIFF_DST, dy},
-                             {DNNL_ARG_WEIGHTS, dn::memory(pd.weights_desc(), engine(), reordered_)},
-                             {DNNL_ARG_DIFF_SRC, out},
-                             {DNNL_ARG_SCRATCHPAD, dn::memory(pd.scratchpad_desc(), engine(), scratchpad.data())}});
+            void* weights = reordered_;
+            if (weights == nullptr) {
+                weights = layout.at(workspace, Scratch::Weights);
+                reorder_weights(plan_.user_w, args[1], pd.weights_desc(), weights);
+            }
+            const dn::memory dy =
+                converted(dy_in_, plan_.user_dy, args[0], pd.diff_dst_desc(), layout.at(workspace, Scratch::Source));
+            finish(pd.diff_src_desc(), plan_.user_x, args[2], reordered_out, [&](const dn::memory& out) {
+                primitive_.execute(stream, {{DNNL_ARG_DIFF_DST, dy},
+                                            {DNNL_ARG_WEIGHTS, dn::memory(pd.weights_desc(), engine(), weights)},
+                                            {DNNL_ARG_DIFF_SRC, out},
+                                            {DNNL_ARG_SCRATCHPAD, dn::memory(pd.scratchpad_desc(), engine(), scratchpad)}});
             });
         } else {
             const auto& pd = plan_.weights_pd;
-            scratchpad.resize(std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
-            const dn::memory dy = converted(dy_in_, plan_.user_dy, args[0], pd.diff_dst_desc(), dy_buffer);
-            const dn::memory x = converted(x_in_, plan_.user_x, args[1], pd.src_desc(), x_buffer);
-            finish(pd.diff_weights_desc(), plan_.user_w, args[2], out_buffer, [&](const dn::memory& out) {
-                primitive_.execute(
-                    stream, {{DNNL_ARG_SRC, x},
-                             {DNNL_ARG_DIFF_DST, dy},
-                             {DNNL_ARG_DIFF_WEIGHTS, out},
-                             {DNNL_ARG_SCRATCHPAD, dn::memory(pd.scratchpad_desc(), engine(), scratchpad.data())}});
+            const dn::memory dy =
+                converted(dy_in_, plan_.user_dy, args[0], pd.diff_dst_desc(), layout.at(workspace, Scratch::Source));
+            const dn::memory x =
+                converted(x_in_, plan_.user_x, args[1], pd.src_desc(), layout.at(workspace, Scratch::Second));
+            finish(pd.diff_weights_desc(), plan_.user_w, args[2], reordered_out, [&](const dn::memory& out) {
+                primitive_.execute(stream, {{DNNL_ARG_SRC, x},
+                                            {DNNL_ARG_DIFF_DST, dy},
+                                            {DNNL_ARG_DIFF_WEIGHTS, out},
+                                            {DNNL_ARG_SCRATCHPAD, dn::memory(pd.scratchpad_desc(), engine(), scratchpad)}});
             });
         }
         stream.wait();
@@ -165,14 +178,36 @@ private:
     // Computes into the caller's output when the layouts agree, else into a
     // buffer in the primitive's layout that out_back_ reorders there.
     template <typename Compute>
-    void finish(const dn::memory::desc& produced, const dn::memory::desc& user, void* data, std::vector<char>& buffer,
+    void finish(const dn::memory::desc& produced, const dn::memory::desc& user, void* data, void* buffer,
                 Compute&& compute) const {
         dn::memory out(user, engine(), data);
         if (!out_back_) return compute(out);
-        buffer.resize(produced.get_size());
-        dn::memory result(produced, engine(), buffer.data());
+        dn::memory result(produced, engine(), buffer);
         compute(result);
         out_back_.execute(thread_stream(), result, out);
+    }
+
+    // The scratchpad, the operands reordered into the primitive's layouts
+    // and its result before it is reordered back, the weights when they are
+    // reordered in run().
+    WorkspaceLayout workspace_layout() const {
+        WorkspaceLayout layout;
+        if (plan_.data) {
+            const auto& pd = plan_.data_pd;
+            // Never empty: run() reads the pointer.
+            layout.add(Scratch::Pad, std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
+            if (dy_in_) layout.add(Scratch::Source, pd.diff_dst_desc().get_size());
+            if (out_back_) layout.add(Scratch::Destination, pd.diff_src_desc().get_size());
+            if (reordered_ == nullptr) layout.add(Scratch::Weights, pd.weights_desc().get_size());
+        } else {
+            const auto& pd = plan_.weights_pd;
+            // Never empty: run() reads the pointer.
+            layout.add(Scratch::Pad, std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
+            if (dy_in_) layout.add(Scratch::Source, pd.diff_dst_desc().get_size());
+            if (x_in_) layout.add(Scratch::Second, pd.src_desc().get_size());
+            if (out_back_) layout.add(Scratch::Destination, pd.diff_weights_desc().get_size());
+        }
+        return layout;
     }
 
     Plan plan_;

@@ -116,27 +116,52 @@ public:
 
     // Weights into the primitive's blocked layout, once per weight update.
     void prepare(void* const* args) override {
-        reorder_weights(user_weights_, args[weights_], plan_.primitive.weights_desc(), reordered_);
+        if (reordered_ != nullptr)
+            reorder_weights(user_weights_, args[weights_], plan_.primitive.weights_desc(), reordered_);
     }
 
-    bool reads_only_in_prepare(std::size_t index) const override { return static_cast<int>(index) == weights_; }
+    void reorder_weights_in_run() override {
+        std::free(reordered_);
+        reordered_ = nullptr;
+    }
+
+    bool reads_only_in_prepare(std::size_t index) const override {
+        return reordered_ != nullptr && static_cast<int>(index) == weights_;
+    }
+
+    std::size_t workspace_bytes() const override { return workspace_layout().total(); }
 
     void run(void* const* args) override {
         const auto& pd = plan_.primitive;
-        // Per thread, so concurrent calls never share it.
-        thread_local std::vector<char> scratchpad;
-        scratchpad.resize(std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
+        // Scratch memory is part of the call's workspace: concurrent calls never share it.
+        const WorkspaceLayout layout = workspace_layout();
+        void* const workspace = args[out_ + 1];
+        void* const scratchpad = layout.at(workspace, Scratch::Pad);
         dn::stream& stream = thread_stream();
+        void* weights = reordered_;
+        if (weights == nullptr) {
+            weights = layout.at(workspace, Scratch::Weights);
+            reorder_weights(user_weights_, args[weights_], pd.weights_desc(), weights);
+        }
         // The addend of the sum post-op goes into the output first (unless
         // the output is computed in its buffer: same pointer).
         if (sum_ >= 0 && args[out_] != args[sum_]) std::memcpy(args[out_], args[sum_], plan_.dst.get_size());
-        primitive_.execute(stream, call_operands(pd, dn::memory(plan_.src, engine(), args[x_]), reordered_,
-                                                 dn::memory(plan_.dst, engine(), args[out_]), scratchpad.data(), args,
+        primitive_.execute(stream, call_operands(pd, dn::memory(plan_.src, engine(), args[x_]), weights,
+                                                 dn::memory(plan_.dst, engine(), args[out_]), scratchpad, args,
                                                  bias_, plan_.post, binary_slots_));
         stream.wait();
     }
 
 private:
+    // The scratchpad, and the weights when they are reordered in run().
+    WorkspaceLayout workspace_layout() const {
+        WorkspaceLayout layout;
+        // Never empty: run() reads the pointer.
+        layout.add(Scratch::Pad, std::max<std::size_t>(plan_.primitive.scratchpad_desc().get_size(), 1));
+        if (reordered_ == nullptr) layout.add(Scratch::Weights, plan_.primitive.weights_desc().get_size());
+        return layout;
+    }
+
     Plan plan_;
     dn::inner_product_forward primitive_;
     dn::memory::desc user_weights_;

@@ -27,6 +27,23 @@ namespace sol::backends::dnnl {
 // device's "dnn not chosen" message.
 bool plannable(const std::function<void()>& plan, std::string& reason);
 
+// A kernel's per-call workspace (LibraryKernel::workspace_bytes): a
+// 64-byte aligned region per use, in the block the runtime passes to run().
+enum class Scratch { Pad, Source, Second, Destination, Weights, Count };
+class WorkspaceLayout {
+public:
+    void add(Scratch use, std::size_t bytes) {
+        offsets_[static_cast<int>(use)] = total_;
+        total_ += (bytes + 63) / 64 * 64;
+    }
+    std::size_t total() const { return total_; }
+    void* at(void* workspace, Scratch use) const { return static_cast<char*>(workspace) + offsets_[static_cast<int>(use)]; }
+
+private:
+    std::size_t offsets_[static_cast<int>(Scratch::Count)] = {};
+    std::size_t total_ = 0;
+};
+
 // Copies the framework's weights (`from` at `from_data`) into the layout a
 // primitive wants (`to` at `to_data`): once per weight update.
 void reorder_weights(const ::dnnl::memory::desc& from, void* from_data, const ::dnnl::memory::desc& to,

@@ -125,6 +125,7 @@ GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target,
         call.function = name;
         call.nodes = cluster;
         call.arguments = builder.arguments();
+        call.may_overwrite = builder.in_place_operand();
         call.parameter_stage = derived[result];
         call.description = builder.description();
         const std::string where = origins(graph, cluster);

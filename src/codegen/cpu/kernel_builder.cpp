@@ -300,18 +300,35 @@ std::string KernelBuilder::description() const {
     return text + " -> " + std::string(ir::short_name(out.dtype)) + ir::to_string(out.shape);
 }
 
+int KernelBuilder::in_place_operand() const {
+    if (has_prologue() || !ir::has_trait(anchor().op, ir::Elementwise)) return -1;
+    // Dropout's mask hashes the element's index: still the element written.
+    const ir::Tensor& out = result();
+    for (int id : read_tensors_) {
+        const ir::Tensor& t = graph_.tensor(id);
+        if (t.kind == ir::TensorKind::Intermediate && !graph_.is_output(id) && t.shape == out.shape &&
+            t.dtype == out.dtype && t.channel_block == out.channel_block)
+            return id;
+    }
+    return -1;
+}
+
 std::string KernelBuilder::function_source(const std::string& name) const {
+    // Pointers that may alias (the output computed in place) must not be
+    // declared __restrict__.
+    const int aliased = in_place_operand();
     std::ostringstream source;
     source << "// " << description() << "\n";
     source << "extern \"C\" void " << name << "(void* const* args) {\n";
     for (std::size_t k = 0; k < read_tensors_.size(); ++k) {
         const ir::Tensor& t = graph_.tensor(read_tensors_[k]);
-        source << "    const " << ir::c_type(t.dtype) << "* __restrict__ a" << k << " = static_cast<const "
-               << ir::c_type(t.dtype) << "*>(args[" << k << "]);  // " << ir::short_name(t.dtype)
-               << ir::to_string(t.shape) << "\n";
+        source << "    const " << ir::c_type(t.dtype) << (read_tensors_[k] == aliased ? "* a" : "* __restrict__ a") << k
+               << " = static_cast<const " << ir::c_type(t.dtype) << "*>(args[" << k << "]);  // "
+               << ir::short_name(t.dtype) << ir::to_string(t.shape) << (read_tensors_[k] == aliased ? ", may be out" : "")
+               << "\n";
     }
-    source << "    " << value_type() << "* __restrict__ out = static_cast<" << value_type() << "*>(args["
-           << read_tensors_.size() << "]);\n";
+    source << "    " << value_type() << (aliased >= 0 ? "* out" : "* __restrict__ out") << " = static_cast<"
+           << value_type() << "*>(args[" << read_tensors_.size() << "]);\n";
     // Indent the body by four spaces for the reader of generated code.
     std::istringstream lines(body.str());
     for (std::string line; std::getline(lines, line);)

@@ -106,6 +106,11 @@ public:
 
     // The kernel function, named `name`, reading the registered pointers.
     std::string function_source(const std::string& name) const;
+    // An operand the result may overwrite (KernelCall::may_overwrite), or -1:
+    // a computed full-size operand of an elementwise kernel with the result's
+    // shape, dtype and layout, read at the element being written only. Its
+    // pointer and `out` are then declared without __restrict__.
+    int in_place_operand() const;
     std::vector<int> arguments() const;  // tensor ids, output last
     std::string description() const;     // "conv2d + relu" with shapes
 
