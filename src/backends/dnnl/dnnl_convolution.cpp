@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
 #include "dnnl_post_ops.h"
 #include "sol/error.h"
@@ -153,10 +154,8 @@ public:
         const ir::Shape& w = graph.tensor(conv.inputs[1]).shape;
         user_weights_ = dn::memory::desc(weight_dims(conv, w), dt::f32,
                                          conv.attrs.get_int("groups", 1) == 1 ? tag::oihw : tag::goihw);
-        reordered_ = std::aligned_alloc(64, (reordered_size + 63) / 64 * 64);
-        if (reordered_ == nullptr) throw Error("out of memory for reordered convolution weights");
+        weights_memory_ = std::make_unique<ReorderedWeights>(reordered_size);
     }
-    ~Convolution() override { std::free(reordered_); }
     Convolution(const Convolution&) = delete;
     Convolution& operator=(const Convolution&) = delete;
 
@@ -165,17 +164,13 @@ public:
 
     // Weights into the primitive's blocked layout, once per weight update.
     void prepare(void* const* args) override {
-        if (reordered_ != nullptr)
-            reorder_weights(user_weights_, args[weights_], variants_[current_].plan.primitive.weights_desc(), reordered_);
+        weights_memory_->prepare(user_weights_, args[weights_], variants_[current_].plan.primitive.weights_desc());
     }
 
-    void reorder_weights_in_run() override {
-        std::free(reordered_);
-        reordered_ = nullptr;
-    }
+    void reorder_weights_in_run() override { weights_memory_->reorder_in_run(); }
 
     bool reads_only_in_prepare(std::size_t index) const override {
-        return reordered_ != nullptr && static_cast<int>(index) == weights_;
+        return weights_memory_->kept() && static_cast<int>(index) == weights_;
     }
 
     std::size_t workspace_bytes() const override { return workspace_layout().total(); }
@@ -188,11 +183,8 @@ public:
         void* const workspace = args[out_ + 1];
         void* const scratchpad = layout.at(workspace, Scratch::Pad);
         dn::stream& stream = thread_stream();
-        void* weights = reordered_;
-        if (weights == nullptr) {
-            weights = layout.at(workspace, Scratch::Weights);
-            reorder_weights(user_weights_, args[weights_], pd.weights_desc(), weights);
-        }
+        void* const weights =
+            weights_memory_->for_run(user_weights_, args[weights_], pd.weights_desc(), layout.at(workspace, Scratch::Weights));
         dn::memory src(variant.plan.graph_src, engine(), args[x_]);
         if (variant.src_in) {
             dn::memory converted(pd.src_desc(), engine(), layout.at(workspace, Scratch::Source));
@@ -227,7 +219,7 @@ private:
         layout.add(Scratch::Pad, std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
         if (variant.src_in) layout.add(Scratch::Source, pd.src_desc().get_size());
         if (variant.dst_out) layout.add(Scratch::Destination, pd.dst_desc().get_size());
-        if (reordered_ == nullptr) layout.add(Scratch::Weights, pd.weights_desc().get_size());
+        if (!weights_memory_->kept()) layout.add(Scratch::Weights, pd.weights_desc().get_size());
         return layout;
     }
 
@@ -242,7 +234,7 @@ private:
     std::vector<Variant> variants_;
     std::size_t current_ = 0;
     dn::memory::desc user_weights_;
-    void* reordered_ = nullptr;  // sized for every variant's weight layout
+    std::unique_ptr<ReorderedWeights> weights_memory_;  // sized for every variant's weight layout
     int x_ = -1, weights_ = -1, bias_ = -1, out_ = -1, sum_ = -1;
     dn::memory::desc addend_desc_;  // the sum post-op's addend, in its own layout
     std::vector<std::pair<int, int>> binary_slots_;  // (post-op index, argument slot)

@@ -3,6 +3,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <cstdlib>
+#include <memory>
 
 #include "dnnl_post_ops.h"
 #include "sol/error.h"
@@ -107,8 +108,7 @@ public:
             primitive_ = dn::convolution_backward_data(pd);
             dy_in_ = reorder_between(plan_.user_dy, pd.diff_dst_desc());
             out_back_ = reorder_between(pd.diff_src_desc(), plan_.user_x);
-            reordered_ = std::aligned_alloc(64, (pd.weights_desc().get_size() + 63) / 64 * 64);
-            if (reordered_ == nullptr) throw Error("out of memory for reordered convolution weights");
+            weights_memory_ = std::make_unique<ReorderedWeights>(pd.weights_desc().get_size());
         } else {
             const auto& pd = plan_.weights_pd;
             primitive_ = dn::convolution_backward_weights(pd);
@@ -120,19 +120,19 @@ public:
                    " for " + std::string(ir::name(graph.nodes()[cluster.front()].op)) + " at " +
                    graph.nodes()[cluster.front()].origin);
     }
-    ~ConvolutionBackward() override { std::free(reordered_); }
     ConvolutionBackward(const ConvolutionBackward&) = delete;
     ConvolutionBackward& operator=(const ConvolutionBackward&) = delete;
 
     // The data gradient's weights into the primitive's layout, once per update.
     void prepare(void* const* args) override {
-        if (reordered_ != nullptr) reorder_weights(plan_.user_w, args[1], plan_.data_pd.weights_desc(), reordered_);
+        if (weights_memory_) weights_memory_->prepare(plan_.user_w, args[1], plan_.data_pd.weights_desc());
     }
     void reorder_weights_in_run() override {
-        std::free(reordered_);
-        reordered_ = nullptr;
+        if (weights_memory_) weights_memory_->reorder_in_run();
     }
-    bool reads_only_in_prepare(std::size_t index) const override { return reordered_ != nullptr && index == 1; }
+    bool reads_only_in_prepare(std::size_t index) const override {
+        return weights_memory_ && weights_memory_->kept() && index == 1;
+    }
 
     std::size_t workspace_bytes() const override { return workspace_layout().total(); }
 
@@ -145,11 +145,8 @@ public:
         void* const reordered_out = layout.at(workspace, Scratch::Destination);
         if (plan_.data) {
             const auto& pd = plan_.data_pd;
-            void* weights = reordered_;
-            if (weights == nullptr) {
-                weights = layout.at(workspace, Scratch::Weights);
-                reorder_weights(plan_.user_w, args[1], pd.weights_desc(), weights);
-            }
+            void* const weights =
+                weights_memory_->for_run(plan_.user_w, args[1], pd.weights_desc(), layout.at(workspace, Scratch::Weights));
             const dn::memory dy =
                 converted(dy_in_, plan_.user_dy, args[0], pd.diff_dst_desc(), layout.at(workspace, Scratch::Source));
             finish(pd.diff_src_desc(), plan_.user_x, args[2], reordered_out, [&](const dn::memory& out) {
@@ -198,7 +195,7 @@ private:
             layout.add(Scratch::Pad, std::max<std::size_t>(pd.scratchpad_desc().get_size(), 1));
             if (dy_in_) layout.add(Scratch::Source, pd.diff_dst_desc().get_size());
             if (out_back_) layout.add(Scratch::Destination, pd.diff_src_desc().get_size());
-            if (reordered_ == nullptr) layout.add(Scratch::Weights, pd.weights_desc().get_size());
+            if (!weights_memory_->kept()) layout.add(Scratch::Weights, pd.weights_desc().get_size());
         } else {
             const auto& pd = plan_.weights_pd;
             // Never empty: run() reads the pointer.
@@ -213,7 +210,7 @@ private:
     Plan plan_;
     dn::primitive primitive_;
     dn::reorder dy_in_, x_in_, out_back_;  // between the graph's layouts and the primitive's, where they differ
-    void* reordered_ = nullptr;
+    std::unique_ptr<ReorderedWeights> weights_memory_;  // the data gradient's weights only
 };
 
 }  // namespace

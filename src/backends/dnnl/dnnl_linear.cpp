@@ -105,28 +105,20 @@ public:
         for (const auto& [index, tensor] : plan_.post.binary_inputs) binary_slots_.push_back({index, slot(tensor)});
         if (plan_.post.sum_input >= 0) sum_ = slot(plan_.post.sum_input);
         user_weights_ = user_weights_of(graph, linear);
-        const std::size_t reordered_size = plan_.primitive.weights_desc().get_size();
-        reordered_ = std::aligned_alloc(64, (reordered_size + 63) / 64 * 64);
-        if (reordered_ == nullptr) throw Error("out of memory for reordered inner product weights");
         log::debug("oneDNN " + std::string(plan_.primitive.impl_info_str()) + " for linear at " + linear.origin);
     }
-    ~InnerProduct() override { std::free(reordered_); }
     InnerProduct(const InnerProduct&) = delete;
     InnerProduct& operator=(const InnerProduct&) = delete;
 
     // Weights into the primitive's blocked layout, once per weight update.
     void prepare(void* const* args) override {
-        if (reordered_ != nullptr)
-            reorder_weights(user_weights_, args[weights_], plan_.primitive.weights_desc(), reordered_);
+        weights_memory_.prepare(user_weights_, args[weights_], plan_.primitive.weights_desc());
     }
 
-    void reorder_weights_in_run() override {
-        std::free(reordered_);
-        reordered_ = nullptr;
-    }
+    void reorder_weights_in_run() override { weights_memory_.reorder_in_run(); }
 
     bool reads_only_in_prepare(std::size_t index) const override {
-        return reordered_ != nullptr && static_cast<int>(index) == weights_;
+        return weights_memory_.kept() && static_cast<int>(index) == weights_;
     }
 
     std::size_t workspace_bytes() const override { return workspace_layout().total(); }
@@ -138,11 +130,8 @@ public:
         void* const workspace = args[out_ + 1];
         void* const scratchpad = layout.at(workspace, Scratch::Pad);
         dn::stream& stream = thread_stream();
-        void* weights = reordered_;
-        if (weights == nullptr) {
-            weights = layout.at(workspace, Scratch::Weights);
-            reorder_weights(user_weights_, args[weights_], pd.weights_desc(), weights);
-        }
+        void* const weights =
+            weights_memory_.for_run(user_weights_, args[weights_], pd.weights_desc(), layout.at(workspace, Scratch::Weights));
         // The addend of the sum post-op goes into the output first (unless
         // the output is computed in its buffer: same pointer).
         if (sum_ >= 0 && args[out_] != args[sum_]) std::memcpy(args[out_], args[sum_], plan_.dst.get_size());
@@ -158,14 +147,14 @@ private:
         WorkspaceLayout layout;
         // Never empty: run() reads the pointer.
         layout.add(Scratch::Pad, std::max<std::size_t>(plan_.primitive.scratchpad_desc().get_size(), 1));
-        if (reordered_ == nullptr) layout.add(Scratch::Weights, plan_.primitive.weights_desc().get_size());
+        if (!weights_memory_.kept()) layout.add(Scratch::Weights, plan_.primitive.weights_desc().get_size());
         return layout;
     }
 
     Plan plan_;
     dn::inner_product_forward primitive_;
     dn::memory::desc user_weights_;
-    void* reordered_ = nullptr;
+    ReorderedWeights weights_memory_{plan_.primitive.weights_desc().get_size()};
     int x_ = -1, weights_ = -1, bias_ = -1, out_ = -1, sum_ = -1;
     std::vector<std::pair<int, int>> binary_slots_;  // (post-op index, argument slot)
 };

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <cstdlib>
 #include <functional>
 #include <numeric>
+#include <string>
 
 #include "sol/error.h"
 
@@ -35,6 +37,28 @@ void reorder_weights(const ::dnnl::memory::desc& from, void* from_data, const ::
     ::dnnl::stream& stream = thread_stream();
     ::dnnl::reorder(source, target).execute(stream, source, target);
     stream.wait();
+}
+
+ReorderedWeights::ReorderedWeights(std::size_t bytes) : kept_(std::aligned_alloc(64, (std::max<std::size_t>(bytes, 1) + 63) / 64 * 64)) {
+    if (kept_ == nullptr) throw Error("out of memory for reordered weights (" + std::to_string(bytes) + " bytes)");
+}
+
+ReorderedWeights::~ReorderedWeights() { std::free(kept_); }
+
+void ReorderedWeights::reorder_in_run() {
+    std::free(kept_);
+    kept_ = nullptr;
+}
+
+void ReorderedWeights::prepare(const ::dnnl::memory::desc& from, void* data, const ::dnnl::memory::desc& to) const {
+    if (kept_ != nullptr) reorder_weights(from, data, to, kept_);
+}
+
+void* ReorderedWeights::for_run(const ::dnnl::memory::desc& from, void* data, const ::dnnl::memory::desc& to,
+                                void* scratch) const {
+    if (kept_ != nullptr) return kept_;
+    reorder_weights(from, data, to, scratch);
+    return scratch;
 }
 
 namespace {

@@ -44,6 +44,28 @@ private:
     std::size_t total_ = 0;
 };
 
+// A primitive's weights in the layout it wants (`to`), from the framework's
+// (`from`). Kept between calls and reordered in prepare(), once per weight
+// update; or, after reorder_in_run() (weights that change before every
+// call), reordered by each run into the kernel's workspace
+// (Scratch::Weights), so no copy outlives the call.
+class ReorderedWeights {
+public:
+    explicit ReorderedWeights(std::size_t bytes);  // the largest layout any variant wants
+    ~ReorderedWeights();
+    ReorderedWeights(const ReorderedWeights&) = delete;
+    ReorderedWeights& operator=(const ReorderedWeights&) = delete;
+
+    void reorder_in_run();
+    bool kept() const { return kept_ != nullptr; }
+    void prepare(const ::dnnl::memory::desc& from, void* data, const ::dnnl::memory::desc& to) const;
+    // The weights for this run: the kept copy, or reordered into `scratch`.
+    void* for_run(const ::dnnl::memory::desc& from, void* data, const ::dnnl::memory::desc& to, void* scratch) const;
+
+private:
+    void* kept_ = nullptr;
+};
+
 // Copies the framework's weights (`from` at `from_data`) into the layout a
 // primitive wants (`to` at `to_data`): once per weight update.
 void reorder_weights(const ::dnnl::memory::desc& from, void* from_data, const ::dnnl::memory::desc& to,
