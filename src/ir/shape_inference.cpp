@@ -319,6 +319,7 @@ TensorType infer_type(Op op, const std::vector<const Tensor*>& in, const Attribu
         }
         case Op::ReluGrad:
         case Op::ClampGrad:
+        case Op::GeluGrad:
         case Op::Add:
         case Op::Sub:
         case Op::Mul:

@@ -89,6 +89,55 @@ int strictly_inside(Builder& b, int g, int x, float lo, float hi) {
     return clamp_gradient(b, g, x, std::nextafter(lo, hi), std::nextafter(hi, lo), true);
 }
 
+// The input gradient of a slice: g where the slice took its elements,
+// zeros elsewhere, as a concat along the axis. A step above 1 first puts
+// step - 1 zeros after each element of g: [.., n, ..] -> [.., n, step, ..]
+// -> [.., n * step, ..], cut to the slice's span.
+int slice_gradient(Builder& b, int g, const ir::Node& node, const ir::Shape& x) {
+    std::int64_t axis = node.attrs.get_int("axis");
+    if (axis < 0) axis += static_cast<std::int64_t>(x.size());
+    const std::int64_t start = node.attrs.get_int("start"), end = node.attrs.get_int("end");
+    const std::int64_t step = node.attrs.get_int("step", 1);
+    auto zeros = [&b](const ir::Shape& shape) { return b.expand(b.constant(0.0), shape); };
+    auto concat = [&b](std::vector<int> parts, std::int64_t along) {
+        if (parts.size() == 1) return parts.front();
+        ir::Attributes attrs;
+        attrs.set("axis", along);
+        return b.op(ir::Op::Concat, std::move(parts), attrs);
+    };
+    int spread = g;
+    if (step > 1) {
+        ir::Shape column = b.shape(g);
+        const std::int64_t n = column[axis];
+        column.insert(column.begin() + axis + 1, 1);
+        ir::Shape gaps = column;
+        gaps[axis + 1] = step - 1;
+        ir::Shape flat = b.shape(g);
+        flat[axis] = n * step;
+        spread = b.reshape(concat({b.reshape(g, column), zeros(gaps)}, axis + 1), flat);
+        if (n * step > end - start) {
+            ir::Attributes cut;
+            cut.set("axis", axis);
+            cut.set("start", std::int64_t{0});
+            cut.set("end", end - start);
+            cut.set("step", std::int64_t{1});
+            spread = b.op(ir::Op::Slice, {spread}, cut);
+        }
+    }
+    std::vector<int> parts;
+    ir::Shape side = x;
+    if (start > 0) {
+        side[axis] = start;
+        parts.push_back(zeros(side));
+    }
+    parts.push_back(spread);
+    if (end < x[axis]) {
+        side[axis] = x[axis] - end;
+        parts.push_back(zeros(side));
+    }
+    return concat(parts, axis);
+}
+
 }  // namespace
 
 std::vector<int> input_gradients(ir::Graph& graph, const ir::Node& node, int g, const std::vector<bool>& wanted) {
@@ -168,6 +217,8 @@ std::vector<int> input_gradients(ir::Graph& graph, const ir::Node& node, int g, 
                 return b.op(Op::Add, {middle, above});
             });
             break;
+        case Op::Gelu: set(0, [&] { return b.op(Op::GeluGrad, {g, in[0]}, node.attrs); }); break;
+        case Op::Slice: set(0, [&] { return slice_gradient(b, g, node, b.shape(in[0])); }); break;
         case Op::Tanh:  // 1 - y^2
             set(0, [&] { return b.op(Op::Mul, {g, b.op(Op::Sub, {b.constant(1.0), b.op(Op::Mul, {y, y})})}); });
             break;

@@ -57,6 +57,7 @@ Example infer_example(Op op) {
         case Op::Mul:
         case Op::ReluGrad:
         case Op::ClampGrad:
+        case Op::GeluGrad:
         case Op::Div: out = g.add_node(op, {x2, g.add_input("row", {1, 5}, DType::Float32)}, {}, ""); break;
         case Op::MulAdd:  // [3, 5] * [1, 5] + [3, 1]
             out = g.add_node(op, {x2, g.add_input("row", {1, 5}, DType::Float32), g.add_input("column", {3, 1}, DType::Float32)},
@@ -133,6 +134,7 @@ TEST(ShapeInference, EveryOpOfTheTableHasAValidExample) {
         {Op::Mean, {{2, 4}, DType::Float32}},               {Op::Sum, {{1, 5}, DType::Int64}},
         {Op::ReluGrad, {{3, 5}, DType::Float32}},           {Op::Expand, {{4, 5}, DType::Float32}},
         {Op::ClampGrad, {{3, 5}, DType::Float32}},           {Op::Dropout, {{3, 5}, DType::Float32}},
+        {Op::GeluGrad, {{3, 5}, DType::Float32}},
         {Op::Conv2dBackwardData, {{2, 4, 8, 8}, DType::Float32}},
         {Op::Conv2dBackwardWeight, {{6, 4, 3, 3}, DType::Float32}},
         {Op::MaxPool2dBackward, {{2, 4, 8, 8}, DType::Float32}},

@@ -69,6 +69,8 @@ UNARY = {
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
     "silu": F.silu,
+    "gelu": F.gelu,
+    "gelu-tanh": lambda t: F.gelu(t, approximate="tanh"),
     "hardsigmoid": lambda t: F.hardsigmoid(t * 3.0),
     "hardswish": lambda t: F.hardswish(t * 3.0),
     "exp": lambda t: torch.exp(t * 0.3),
@@ -85,6 +87,10 @@ UNARY = {
     "mean-all": lambda t: t.mean() * t,
     "flatten-permute": lambda t: torch.flatten(t, 1).t(),
     "reshape-transpose": lambda t: t.reshape(3, -1).transpose(0, 1) * 2.0,
+    "slice-narrow": lambda t: t[:, 1:4] * 2.0,
+    "slice-step": lambda t: t[..., 1::3] * 2.0,
+    "slice-step-channels": lambda t: t[:, ::2] + 1.0,
+    "chunk-swap": lambda t: torch.cat([t.chunk(2, dim=-1)[1], t.chunk(2, dim=-1)[0]], dim=-1),
 }
 
 
@@ -516,6 +522,8 @@ DEEP_NETWORKS = {
     "resnet18": lambda: __import__("torchvision").models.resnet18(num_classes=10),
     "mobilenet_v2-dropout-off": lambda: __import__("torchvision").models.mobilenet_v2(num_classes=10, dropout=0.0),
     "densenet121": lambda: __import__("torchvision").models.densenet121(num_classes=10),
+    # chunk (slice) gradients and the channel shuffle (reshape, transpose)
+    "shufflenet_v2_x0_5": lambda: __import__("torchvision").models.shufflenet_v2_x0_5(num_classes=10),
 }
 
 

@@ -28,7 +28,8 @@ enum Trait : std::uint32_t {
 // Gradient ops (made by passes/autodiff): relu_grad(dy, y) = y > 0 ? dy : 0,
 // PyTorch's ReLU backward; clamp_grad{min, max, inclusive}(dy, x) passes dy
 // where x lies within the bounds (inclusive: torch.clamp's rule; not:
-// hardtanh's and ReLU6's, which exclude the bounds); expand{shape}(x) broadcasts x to `shape` (the
+// hardtanh's and ReLU6's, which exclude the bounds); gelu_grad{approximate}(dy, x)
+// is GELU's backward (erf or tanh form, as PyTorch's); expand{shape}(x) broadcasts x to `shape` (the
 // backward of a reduction); conv2d_backward_data(dy, w){conv attributes,
 // input_shape} and conv2d_backward_weight(dy, x){conv attributes,
 // weight_shape}; max_pool2d_backward(dy, x), avg_pool2d_backward(dy) and
@@ -69,6 +70,7 @@ enum Trait : std::uint32_t {
     X(Dropout, "dropout", 2, 2, Elementwise)                                         \
     X(ReluGrad, "relu_grad", 2, 2, Elementwise | FloatOnly)                          \
     X(ClampGrad, "clamp_grad", 2, 2, Elementwise | FloatOnly)                        \
+    X(GeluGrad, "gelu_grad", 2, 2, Elementwise | FloatOnly)                          \
     X(Expand, "expand", 1, 1, Elementwise)                                           \
     X(Conv2dBackwardData, "conv2d_backward_data", 2, 2, FloatOnly)                   \
     X(Conv2dBackwardWeight, "conv2d_backward_weight", 2, 2, FloatOnly)               \
@@ -111,7 +113,7 @@ inline constexpr OpInfo kOpTable[] = {
 };
 
 inline constexpr std::size_t kOpCount = sizeof(kOpTable) / sizeof(kOpTable[0]);
-static_assert(kOpCount == 46, "op table changed: update shape rules, emitters and tests");
+static_assert(kOpCount == 47, "op table changed: update shape rules, emitters and tests");
 
 constexpr const OpInfo& info(Op op) { return kOpTable[static_cast<std::size_t>(op)]; }
 constexpr bool has_trait(Op op, Trait trait) { return (info(op).traits & trait) != 0; }

@@ -234,6 +234,9 @@ std::string KernelBuilder::elementwise_expression(const ir::Node& node,
         case ir::Op::Div: return "(" + x[0] + " / " + x[1] + ")";
         case ir::Op::MulAdd: return "(" + x[0] + " * " + x[1] + " + " + x[2] + ")";
         case ir::Op::ReluGrad: return "sol_relu_grad(" + x[0] + ", " + x[1] + ")";
+        case ir::Op::GeluGrad:
+            return (node.attrs.get_int("approximate", 0) ? "sol_gelu_tanh_grad(" : "sol_gelu_grad(") + x[0] + ", " +
+                   x[1] + ")";
         case ir::Op::ClampGrad:
             return std::string(node.attrs.get_int("inclusive", 1) ? "sol_clamp_grad_inclusive(" : "sol_clamp_grad_exclusive(") +
                    x[0] + ", " + x[1] + ", " + literal(node.attrs.get_float("min"), ir::DType::Float32) + ", " +

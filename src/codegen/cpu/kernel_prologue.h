@@ -39,6 +39,22 @@ static inline float sol_dropout(float x, int64_t seed, int64_t index, float p, f
 // ReLU's backward from its output, as PyTorch's threshold_backward: the
 // gradient passes where y > 0 (and where y is NaN).
 static inline float sol_relu_grad(float dy, float y) { return y <= 0.0f ? 0.0f : dy; }
+// GELU's backward, as PyTorch's gelu_backward: Phi(x) + x phi(x) for the erf
+// form; the derivative of 0.5 x (1 + tanh(k (x + 0.044715 x^3))) for the
+// tanh form, k = sqrt(2 / pi).
+static inline float sol_gelu_grad(float dy, float x) {
+    const float cdf = 0.5f * (1.0f + std::erf(x * 0.70710678118654752440f));
+    const float pdf = std::exp(-0.5f * x * x) * 0.39894228040143267794f;
+    return dy * (cdf + x * pdf);
+}
+static inline float sol_gelu_tanh_grad(float dy, float x) {
+    const float k = 0.79788456080286535588f, kappa = 0.044715f;
+    const float inner = k * (x + kappa * x * x * x);
+    const float t = std::tanh(inner);
+    const float left_derivative = 0.5f * (1.0f + t);
+    const float right_derivative = 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * kappa * x * x);
+    return dy * (left_derivative + right_derivative);
+}
 // Clamp's backward: torch.clamp passes the gradient where lo <= x <= hi (not
 // for NaN); hardtanh and ReLU6 where lo < x < hi (and for NaN).
 static inline float sol_clamp_grad_inclusive(float dy, float x, float lo, float hi) {
