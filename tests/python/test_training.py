@@ -146,13 +146,6 @@ def test_frozen_parameters_get_no_gradient():
     assert model[0].bias.grad is not None and model[2].weight.grad is not None
 
 
-def test_op_without_gradient_rule_is_named():
-    model = nn.Sequential(nn.Linear(4, 4), nn.GELU())
-    sol_model = sol.optimize(model, (2, 4))
-    with pytest.raises(sol.UnsupportedError, match=r"cannot train through 'gelu' at 1 \("):
-        sol_model(torch.randn(2, 4)).sum().backward()
-
-
 def test_eval_mode_call_with_autograd_on_runs_inference_until_backward():
     """Inference without no_grad (common) must not compile or keep a training step; a backward
     through such a call still gets exact gradients, by recomputing the activations."""
@@ -456,6 +449,80 @@ def test_dropout_variants_without_support_are_refused_clearly():
         sol.optimize(model.train(), (2, 3, 6, 6))  # compiles the mode the model is in
     zero = sol.optimize(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.0)).train(), (2, 4))  # p=0: the identity
     zero(torch.randn(2, 4)).sum().backward()
+
+
+class FunctionalDropoutMLP(nn.Module):
+    """Dropout written as `F.dropout(x, p, training=self.training)`, as many models do."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.fc1, self.fc2, self.p = nn.Linear(64, 256), nn.Linear(256, 8), p
+
+    def forward(self, x):
+        return self.fc2(F.dropout(torch.relu(self.fc1(x)), self.p, training=self.training))
+
+
+def test_functional_dropout_follows_the_mode():
+    """The model is traced once per mode, so F.dropout(training=self.training) draws the same
+    seeded masks as nn.Dropout in training mode (gradients through the same mask) and is the
+    identity in eval mode."""
+    torch.manual_seed(0)
+    functional = FunctionalDropoutMLP(0.3).train()
+    module_form = nn.Sequential(functional.fc1, nn.ReLU(), nn.Dropout(0.3), functional.fc2).train()
+    sol_functional, sol_module_form = sol.optimize(functional, (32, 64)), sol.optimize(module_form, (32, 64))
+    x = torch.randn(32, 64)
+    outputs, gradients = [], []
+    for model in (sol_functional, sol_module_form):
+        sol.set_seed(5)
+        xg = x.clone().requires_grad_(True)
+        out = model(xg)
+        out.sum().backward()
+        outputs.append(out.detach())
+        gradients.append(xg.grad)
+    assert torch.equal(outputs[0], outputs[1]), "F.dropout in training mode draws nn.Dropout's masks"
+    torch.testing.assert_close(gradients[0], gradients[1], rtol=1e-6, atol=1e-6)
+    with torch.no_grad():
+        eager_without_dropout = functional.eval()(x)
+    assert not torch.allclose(outputs[0], eager_without_dropout, atol=1e-3), "training mode dropped nothing"
+    sol_functional.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(sol_functional(x), eager_without_dropout, rtol=1e-5, atol=1e-5)
+
+
+class AuxiliaryHead(nn.Module):
+    """A branch on self.training (GoogLeNet's auxiliary logits): train mode returns two tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.aux = nn.Linear(6, 3), nn.Linear(6, 2)
+
+    def forward(self, x):
+        if self.training:
+            return self.fc(x), self.aux(x)
+        return self.fc(x)
+
+
+def test_branch_on_training_flag_gives_each_mode_its_outputs():
+    model = AuxiliaryHead().eval()
+    x = torch.randn(4, 6)
+    sol_model = sol.optimize(model, x.size())
+    with torch.no_grad():
+        torch.testing.assert_close(sol_model(x), model(x), rtol=1e-5, atol=1e-5)
+        sol_model.train()
+        model.train()
+        out, aux = sol_model(x)
+        ref_out, ref_aux = model(x)
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(aux, ref_aux, rtol=1e-5, atol=1e-5)
+
+
+def test_functional_dropout_forced_on_in_eval_mode_is_refused():
+    class AlwaysDropout(nn.Module):
+        def forward(self, x):
+            return F.dropout(x, 0.5, training=True)
+
+    with pytest.raises(sol.UnsupportedError, match=r"dropout with training=True in eval mode"):
+        sol.optimize(AlwaysDropout().eval(), (2, 3))
 
 
 def test_zoo_mlp_with_dropout_trains():

@@ -38,7 +38,7 @@ __all__ = [
     "trace",
     "build_graph",
     "flatten_outputs",
-    "mode_dependent_nodes",
+    "mode_dependent_modules",
     "source_location",
     "module_path",
     "dtype_name",
@@ -237,9 +237,11 @@ class GraphBuilder:
     Handlers use `op`, `constant`, `parameter`, `module_parameter`, `shape`,
     `dtype`; `origin` is the current node's "module.path (file.py:line)"."""
 
-    def __init__(self, root: torch.nn.Module) -> None:
+    def __init__(self, root: torch.nn.Module, training: bool = False) -> None:
         self.graph = core().Graph()
         self.root = root
+        # The mode the graph is built for: the model was traced in it (see module.optimize).
+        self.training = training
         self.node: fx.Node | None = None
         self.path = ""  # module path of the current node
         self.origin = ""
@@ -474,14 +476,16 @@ def build_graph(
     graph_module: fx.GraphModule,
     input_shapes: Sequence[Sequence[int]],
     input_dtypes: Sequence[torch.dtype | str],
+    training: bool = False,
 ) -> BuiltGraph:
     """Build the core graph of `graph_module` for concrete input shapes/dtypes, with each
     module's current train/eval behaviour (BatchNorm's batch statistics in training mode, whose
-    updated running statistics become extra outputs). Raises UnsupportedError (op, module path,
-    source line) for anything without a mapping; the core raises ShapeError when shapes do not
-    fit."""
+    updated running statistics become extra outputs). `training`: the mode `graph_module` was
+    traced in (functional dropout with training=True is random only then). Raises
+    UnsupportedError (op, module path, source line) for anything without a mapping; the core
+    raises ShapeError when shapes do not fit."""
     root: torch.nn.Module = graph_module
-    builder = GraphBuilder(root)
+    builder = GraphBuilder(root, training)
     env: dict[fx.Node, Any] = {}
     placeholders = [node for node in graph_module.graph.nodes if node.op == "placeholder"]
     if len(input_shapes) != len(input_dtypes):
@@ -534,22 +538,16 @@ def build_graph(
                       [name for name, _ in builder.state_updates], builder.counters)
 
 
-def mode_dependent_nodes(graph_module: fx.GraphModule) -> tuple[list[str], list[str]]:
-    """Descriptions of the nodes that behave differently in train and eval mode: modules
-    (BatchNorm, Dropout), whose handlers read their `training` flag when a graph is built, and
-    functions (F.dropout, F.batch_norm, stochastic depth), whose `training` argument was fixed
-    when the model was traced in eval mode."""
+def mode_dependent_modules(graph_module: fx.GraphModule) -> list[str]:
+    """Descriptions of the modules whose handlers read their `training` flag when a graph is
+    built (BatchNorm, Dropout). Functions' flags (F.dropout(training=self.training)) are fixed
+    when the model is traced, once per mode (see module.optimize)."""
     from sol.pytorch import op_mapping
 
-    modules, functions = [], []
+    modules = []
     for node in graph_module.graph.nodes:
         if node.op == "call_module":
             module = graph_module.get_submodule(str(node.target))
             if isinstance(module, op_mapping.MODE_DEPENDENT_MODULES):
                 modules.append(f"{node.target} ({type(module).__name__})")
-        elif node.op == "call_function" and (
-            node.target in op_mapping.MODE_DEPENDENT_FUNCTIONS
-            or _qualified_name(node.target) in op_mapping.MODE_DEPENDENT_FUNCTION_NAMES
-        ):
-            functions.append(f"{module_path(node) or '<root>'} ({op_display_name(node, graph_module)})")
-    return modules, functions
+    return modules

@@ -25,7 +25,7 @@ from sol import device as sol_device
 from sol._loader import core
 from sol._logging import logger
 from sol.errors import UnsupportedError
-from sol.pytorch.frontend import SEED_INPUT, build_graph, flatten_outputs, mode_dependent_nodes, torch_dtype, trace
+from sol.pytorch.frontend import SEED_INPUT, build_graph, flatten_outputs, mode_dependent_modules, torch_dtype, trace
 from sol.pytorch.random import next_seed
 
 __all__ = ["optimize", "SolModule"]
@@ -84,16 +84,25 @@ class _Engine:
     register the fx GraphModule (its parameters would appear twice in state_dict)."""
 
     def __init__(self, graph_module: fx.GraphModule, dtype: torch.dtype, input_names: list[str], ranks: list[int],
-                 autotuning: bool = True):
+                 autotuning: bool = True, train_graph_module: fx.GraphModule | None = None,
+                 train_trace_error: UnsupportedError | None = None):
+        # The model traced in eval mode, and in train mode where that traces differently: Python
+        # evaluates `self.training` while tracing, so `F.dropout(x, training=self.training)` or a
+        # branch on it (GoogLeNet's auxiliary outputs) is fixed per trace. None with the error
+        # when only the eval trace succeeded.
         self.graph_module = graph_module
+        self.train_graph_module = train_graph_module
+        self.train_trace_error = train_trace_error
         self.dtype = dtype
         self.autotuning = autotuning
         self.input_names = input_names
         self.ranks = ranks
         self.output_spec = flatten_outputs(graph_module)[1]
-        # Modules that read their training flag (graphs are built and cached per mode), and
-        # functions whose flag was fixed when tracing (training mode is refused for those).
-        self.mode_modules, self.mode_functions = mode_dependent_nodes(graph_module)
+        self.train_output_spec = flatten_outputs(train_graph_module)[1] if train_graph_module is not None else None
+        # Modules that read their training flag when a graph is built (BatchNorm, Dropout).
+        self.mode_modules = mode_dependent_modules(graph_module)
+        # Graphs are built and cached per mode where the modes differ at all.
+        self.mode_dependent = bool(self.mode_modules) or train_graph_module is not graph_module
         self.compiled: dict[tuple, _Compiled] = {}
         self.lock = threading.Lock()
         # (name, storage, key) of every parameter, resolved once (see SolModule._slot): asking
@@ -104,8 +113,22 @@ class _Engine:
         # Deep-copying a SolModule: the memo maps the GraphModule's leaf modules to
         # the same copies as the SolModule's children. Compiled models stay behind
         # (they hold runtime state); the copy compiles on first use.
-        return _Engine(copy.deepcopy(self.graph_module, memo), self.dtype, self.input_names, self.ranks,
-                       self.autotuning)
+        graph_module = copy.deepcopy(self.graph_module, memo)
+        train_graph_module = (graph_module if self.train_graph_module is self.graph_module
+                              else copy.deepcopy(self.train_graph_module, memo))
+        return _Engine(graph_module, self.dtype, self.input_names, self.ranks, self.autotuning, train_graph_module,
+                       self.train_trace_error)
+
+    def graph_module_for(self, training: bool) -> fx.GraphModule:
+        """The trace whose Python-level `self.training` decisions match the mode."""
+        if not training:
+            return self.graph_module
+        if self.train_graph_module is None:
+            raise UnsupportedError(f"the model cannot run in training mode: {self.train_trace_error}")
+        return self.train_graph_module
+
+    def output_spec_for(self, training: bool) -> pytree.TreeSpec:
+        return self.train_output_spec if training and self.train_output_spec is not None else self.output_spec
 
 
 def _format_shapes(shapes: Shapes) -> str:
@@ -127,7 +150,8 @@ class SolModule(torch.nn.Module):
     """A model optimized by SOL. Create it with `sol.optimize`."""
 
     def __init__(self, model: torch.nn.Module, graph_module: fx.GraphModule, dtype: torch.dtype, ranks: list[int],
-                 autotuning: bool = True):
+                 autotuning: bool = True, train_graph_module: fx.GraphModule | None = None,
+                 train_trace_error: UnsupportedError | None = None):
         super().__init__()
         # The model's own children and root tensors, under their own names: the
         # state_dict of this module is the model's state_dict.
@@ -139,14 +163,16 @@ class SolModule(torch.nn.Module):
             self.register_buffer(name, buffer, persistent=name not in model._non_persistent_buffers_set)
         # Tensor constants fx lifted onto the GraphModule root (`_tensor_constant0`)
         # are not the model's state; keep them as non-persistent buffers.
-        for node in graph_module.graph.nodes:
-            if node.op == "get_attr" and "." not in str(node.target) and not hasattr(self, str(node.target)):
-                value = getattr(graph_module, str(node.target))
-                if isinstance(value, torch.Tensor):
-                    self.register_buffer(str(node.target), value, persistent=False)
+        for traced in (graph_module, train_graph_module):
+            for node in traced.graph.nodes if traced is not None else []:
+                if node.op == "get_attr" and "." not in str(node.target) and not hasattr(self, str(node.target)):
+                    value = getattr(traced, str(node.target))
+                    if isinstance(value, torch.Tensor):
+                        self.register_buffer(str(node.target), value, persistent=False)
         self.train(model.training)
         names = [str(node.target) for node in graph_module.graph.nodes if node.op == "placeholder"]
-        self._sol = _Engine(graph_module, dtype, names[: len(ranks)], ranks, autotuning)
+        self._sol = _Engine(graph_module, dtype, names[: len(ranks)], ranks, autotuning, train_graph_module,
+                            train_trace_error)
 
     # ---------------------------------------------------------------- compile
 
@@ -154,7 +180,7 @@ class SolModule(torch.nn.Module):
         """The train/eval behaviour graphs are built with (default: the current one): one per
         mode where modules differ."""
         training = self.training if training is None else training
-        return ("train" if training else "eval") if self._sol.mode_modules else "any"
+        return ("train" if training else "eval") if self._sol.mode_dependent else "any"
 
     def _compiled_for(self, shapes: Shapes, device: sol_device.Device, index: int) -> _Compiled:
         """The compiled model for this shape set, mode and device; caller holds the lock."""
@@ -185,7 +211,8 @@ class SolModule(torch.nn.Module):
     def _compile(self, shapes: Shapes, device: sol_device.Device, index: int) -> _Compiled:
         engine = self._sol
         logger.debug("building %s for inputs %s on %s:%d", type(engine.graph_module).__name__, shapes, device.name, index)
-        built = build_graph(engine.graph_module, shapes, [engine.dtype] * len(shapes))
+        built = build_graph(engine.graph_module_for(self.training), shapes, [engine.dtype] * len(shapes),
+                            training=self.training)
         entry = self._entry(core().run_passes(built.graph), built.parameter_names, device, index)
         entry.model_outputs, entry.state_names, entry.counters = built.model_outputs, built.state_names, built.counters
         return entry
@@ -227,7 +254,8 @@ class SolModule(torch.nn.Module):
             if self._mode(training) != self._mode():  # graphs are built with the modules' current flags
                 raise RuntimeError("the SOL model was switched between train() and eval() after its forward pass "
                                    "and before backward(); call backward() first")
-            built = build_graph(engine.graph_module, shapes, [engine.dtype] * len(shapes))
+            built = build_graph(engine.graph_module_for(training), shapes, [engine.dtype] * len(shapes),
+                                training=training)
             parameter_names = built.parameter_names
             # Parameters the traced graph never reads get no gradient (None), as in PyTorch.
             used = [name for name in wrt if name in parameter_names or name in engine.input_names]
@@ -308,13 +336,6 @@ class SolModule(torch.nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         engine = self._sol
-        if self.training and engine.mode_functions:
-            raise UnsupportedError(
-                "this model calls functions whose training behaviour was fixed to eval when SOL traced it ("
-                + ", ".join(engine.mode_functions[:5])
-                + (", ..." if len(engine.mode_functions) > 5 else "")
-                + "); use their module forms (nn.Dropout, nn.BatchNorm2d), or call .eval() on the SOL model"
-            )
         if len(inputs) != len(engine.ranks):
             raise TypeError(f"the SOL model takes {len(engine.ranks)} input(s), got {len(inputs)}")
         device, index = sol_device.get()
@@ -323,7 +344,8 @@ class SolModule(torch.nn.Module):
         shapes: Shapes = tuple(tuple(tensor.shape) for tensor in tensors)
         wrt, parameters = self._gradient_names(tensors)
         # The call's random seed rides along as the last input (read by training-mode dropout).
-        seed = torch.tensor(next_seed(), dtype=torch.int64) if self.training and engine.mode_modules else None
+        seed = torch.tensor(next_seed(), dtype=torch.int64) if self.training and engine.mode_dependent else None
+        output_spec = engine.output_spec_for(self.training)
         if wrt:
             # Training mode runs the forward graph that keeps the activations. In eval mode a
             # call with autograd on is mostly inference without no_grad: it runs the inference
@@ -332,14 +354,14 @@ class SolModule(torch.nn.Module):
             names = wrt[: len(parameters)]
             inputs = tensors + [seed if seed is not None else torch.zeros((), dtype=torch.int64)]
             outputs = _TrainingStep.apply(self, step, len(inputs), names, *inputs, *parameters)
-            return pytree.tree_unflatten(list(outputs), engine.output_spec)
+            return pytree.tree_unflatten(list(outputs), output_spec)
         with engine.lock:
             entry = self._compiled_for(shapes, device, index)
         if seed is not None:
             tensors = tensors + [seed]
         outputs = self._run(entry, [tensors[i] for i in entry.input_order], device_type)
         self._update_state(entry, outputs)
-        return pytree.tree_unflatten(outputs[: entry.model_outputs], engine.output_spec)
+        return pytree.tree_unflatten(outputs[: entry.model_outputs], output_spec)
 
     def _update_state(self, entry: _Compiled, outputs: list[torch.Tensor]) -> None:
         """Buffers a training-mode call updates (BatchNorm's running statistics), as PyTorch does."""
@@ -561,14 +583,26 @@ def optimize(
     shared = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
     model = copy.deepcopy(model, shared)
     training = model.training
-    # Trace with eval behaviour: `F.dropout(x, training=self.training)` and similar
-    # are evaluated during tracing and baked into the graph.
-    model.eval()
-    graph_module = trace(model)
-    model.train(training)
+    # Traced once per mode: `F.dropout(x, training=self.training)` and branches on
+    # self.training are evaluated while tracing and baked into the graph. A model whose
+    # train-mode trace fails still optimizes; training mode then raises that error.
+    train_graph_module, train_trace_error = None, None
+    try:
+        model.eval()
+        graph_module = trace(model)
+        model.train()
+        try:
+            train_graph_module = trace(model)
+        except UnsupportedError as error:
+            train_trace_error = error
+    finally:
+        model.train(training)
+    if train_graph_module is not None and train_graph_module.code == graph_module.code:
+        train_graph_module = graph_module  # the modes differ (if at all) in module handlers only
     logger.debug("fx graph of %s:\n%s", type(model).__name__, graph_module.graph)
 
-    sol_module = SolModule(model, graph_module, dtype, [len(shape) for shape in shapes], autotuning)
+    sol_module = SolModule(model, graph_module, dtype, [len(shape) for shape in shapes], autotuning,
+                           train_graph_module, train_trace_error)
     device, index = sol_device.get()
     logger.debug("optimizing for %s:%d", device.name, index)
     with sol_module._sol.lock:

@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sol.errors import UnsupportedError
-from sol.pytorch.frontend import GraphBuilder, TensorValue, torch_dtype
+from sol.pytorch.frontend import GraphBuilder, TensorValue, op_display_name, torch_dtype
 
 Handler = Callable[..., Any]
 
@@ -520,12 +520,20 @@ _DROPOUT_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Alp
 
 @functions(*_DROPOUT_FUNCTIONS)
 def dropout(b, input, p=0.5, training=True, inplace=False):
-    # The model is traced in eval mode, so `training=self.training` arrives False;
-    # a literal True means random masks even in eval, which SOL cannot reproduce.
-    if training:
-        _reject("a functional dropout with training=True is not supported yet; nn.Dropout is (random masks "
-                "in training mode)")
-    return b.op("identity", [_tensor(input)])
+    # The model is traced once per mode, so `training=self.training` arrives True only in the
+    # train-mode trace; a True in the eval-mode trace is a literal: random masks at inference.
+    x = _tensor(input)
+    if not training or p == 0:
+        return b.op("identity", [x])
+    name = op_display_name(b.node, b.root)
+    if not b.training:
+        _reject(f"{name} with training=True in eval mode (random masks at inference) is not supported")
+    if b.node.target not in (F.dropout, torch.dropout):
+        _reject(f"{name} in training mode (whole channels or alpha dropout) is not supported yet; "
+                "F.dropout and nn.Dropout are")
+    if not 0 < p < 1:
+        _reject(f"{name} with p={p} in training mode")
+    return b.op("dropout", [x, b.seed()], p=float(p))
 
 
 @functions(torch.dropout)
@@ -558,10 +566,8 @@ def identity_module(b, module, input, *args, **kwargs):
 
 # Modules whose behaviour follows their `training` flag: the graph is built per mode (their
 # handlers read the flag). Functions given `training=self.training` are evaluated when the model
-# is traced (in eval mode), so SolModule refuses to run those in training mode.
+# is traced, once per mode.
 MODE_DEPENDENT_MODULES = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
-MODE_DEPENDENT_FUNCTIONS = frozenset([*_DROPOUT_FUNCTIONS, torch.dropout, F.batch_norm])
-MODE_DEPENDENT_FUNCTION_NAMES = frozenset(["torchvision.ops.stochastic_depth.stochastic_depth"])
 
 # Functions that mutate their first argument even without an `inplace=True` argument.
 INPLACE_FUNCTIONS = frozenset(
