@@ -9,26 +9,21 @@ bool single_reader(const ir::Graph& graph, int id) {
     return !graph.is_output(id) && graph.consumers(id).size() == 1;
 }
 
-// Whether `id` is computed by an elementwise node whose fused chain (back
-// through producers read by nothing else) starts at an elementwise node, not
-// at a library-backed anchor.
-bool computed_by_elementwise_chain(const ir::Graph& graph, int id) {
-    const int producer = graph.tensor(id).producer;
-    if (producer < 0 || !ir::has_trait(graph.nodes()[producer].op, ir::Elementwise)) return false;
-    for (int at = producer; at >= 0;) {
-        const ir::Node& node = graph.nodes()[at];
+// Whether the fused chain that `id` would continue (back through producers
+// read by nothing else) starts at a convolution, matrix product or pooling:
+// a library call whose post-ops could not take mul_add.
+bool chain_starts_at_library_anchor(const ir::Graph& graph, int id) {
+    for (int at = id; at >= 0 && single_reader(graph, at);) {
+        const int producer = graph.tensor(at).producer;
+        if (producer < 0) return false;
+        const ir::Node& node = graph.nodes()[producer];
+        if (ir::has_trait(node.op, ir::Contraction) || ir::has_trait(node.op, ir::Pooling)) return true;
         if (!ir::has_trait(node.op, ir::Elementwise)) return false;
-        int next = -1;
-        for (int input : node.inputs) {
-            const int from = graph.tensor(input).producer;
-            if (from < 0 || !single_reader(graph, input)) continue;
-            const ir::Op op = graph.nodes()[from].op;
-            if (ir::has_trait(op, ir::Contraction) || ir::has_trait(op, ir::Pooling)) return false;
-            if (ir::has_trait(op, ir::Elementwise)) next = from;
-        }
-        at = next;
+        at = -1;
+        for (int input : node.inputs)
+            if (graph.tensor(input).producer >= 0 && single_reader(graph, input)) at = input;
     }
-    return true;
+    return false;
 }
 
 }  // namespace
@@ -44,9 +39,17 @@ int form_multiply_add(ir::Graph& graph) {
         for (int k = 0; k < 2; ++k) {
             const int product = add.inputs[k], addend = add.inputs[1 - k];
             const int producer = graph.tensor(product).producer;
-            if (producer >= 0 && graph.nodes()[producer].op == ir::Op::Mul && single_reader(graph, product) &&
-                product != addend && graph.tensor(product).shape == shape && graph.tensor(addend).shape == shape &&
-                computed_by_elementwise_chain(graph, addend)) {
+            if (producer < 0 || graph.nodes()[producer].op != ir::Op::Mul || !single_reader(graph, product) ||
+                product == addend || graph.tensor(product).shape != shape || graph.tensor(addend).shape != shape)
+                continue;
+            // The addend is itself computed by an elementwise chain (else the add's chain runs
+            // through the product already), and no operand continues a library call's chain.
+            const ir::Node& mul = graph.nodes()[producer];
+            const int addend_producer = graph.tensor(addend).producer;
+            if (addend_producer >= 0 && ir::has_trait(graph.nodes()[addend_producer].op, ir::Elementwise) &&
+                !chain_starts_at_library_anchor(graph, addend) &&
+                !chain_starts_at_library_anchor(graph, mul.inputs[0]) &&
+                !chain_starts_at_library_anchor(graph, mul.inputs[1])) {
                 found.emplace_back(static_cast<int>(i), k);
                 break;
             }

@@ -252,10 +252,13 @@ void CompiledModel::load(const ir::Graph& graph, const std::vector<codegen::Kern
         if (lifetime_of[copy.tensor] >= 0)
             lifetimes[lifetime_of[copy.tensor]].last_step = static_cast<int>(steps_.size());
     // A library kernel's scratch memory lives during its step only, under a
-    // made-up id past the graph's tensors.
+    // made-up id past the graph's tensors. The parameter stage runs before
+    // the workspace exists: its library calls (custom layers) need none.
     const std::size_t first_scratch_id = graph.tensor_count();
     for (std::size_t s = 0; s < steps_.size(); ++s) {
-        if (steps_[s].parameter_stage || !steps_[s].library || steps_[s].library->workspace_bytes() == 0) continue;
+        if (!steps_[s].library || steps_[s].library->workspace_bytes() == 0) continue;
+        if (steps_[s].parameter_stage)
+            throw Error("internal: a parameter-stage library call (" + steps_[s].description + ") needs scratch memory");
         lifetimes.push_back({static_cast<int>(first_scratch_id + s), steps_[s].library->workspace_bytes(),
                              static_cast<int>(s), static_cast<int>(s), -1});
     }

@@ -98,9 +98,10 @@ TEST(FormMultiplyAdd, ProductAddedToAnElementwiseChainJoinsIt) {
     for (const ir::Node& node : g.nodes()) EXPECT_EQ(node.cluster, g.nodes().front().cluster) << "one kernel";
 }
 
-// Left alone: a product read twice, a broadcast product, and an addend
-// computed from a convolution's result (oneDNN's epilogue cannot add a
-// product of two other tensors: the convolution would leave the library).
+// Left alone: a product read twice, a broadcast product, an addend computed
+// from a convolution's result (oneDNN's epilogue cannot add a product of two
+// other tensors: the convolution would leave the library), and a product of
+// a convolution's result (mul_add has no oneDNN post-op either).
 TEST(FormMultiplyAdd, ProductsThatCannotJoinStay) {
     ir::Graph g;
     const int x = g.add_input("x", {2, 4, 6, 6}, DType::Float32), a = g.add_input("a", {2, 4, 6, 6}, DType::Float32);
@@ -112,7 +113,9 @@ TEST(FormMultiplyAdd, ProductsThatCannotJoinStay) {
     const int second = g.add_node(Op::Add, {small, g.add_node(Op::Neg, {x}, {}, "")}, {}, "");
     const int conv = g.add_node(Op::Conv2d, {x, g.add_parameter("w", {4, 4, 1, 1}, DType::Float32)}, {}, "");
     const int third = g.add_node(Op::Add, {g.add_node(Op::Mul, {a, x}, {}, ""), g.add_node(Op::Relu, {conv}, {}, "")}, {}, "");
-    g.set_outputs({first, second, third, twice});
+    const int conv2 = g.add_node(Op::Conv2d, {x, g.add_parameter("w2", {4, 4, 1, 1}, DType::Float32)}, {}, "");
+    const int fourth = g.add_node(Op::Add, {g.add_node(Op::Mul, {conv2, a}, {}, ""), g.add_node(Op::Neg, {a}, {}, "")}, {}, "");
+    g.set_outputs({first, second, third, twice, fourth});
     EXPECT_EQ(sol::passes::form_multiply_add(g), 0) << ir::to_text(g);
     EXPECT_EQ(count_op(g, Op::MulAdd), 0);
 }

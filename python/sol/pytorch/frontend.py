@@ -38,6 +38,7 @@ __all__ = [
     "trace",
     "build_graph",
     "flatten_outputs",
+    "calls_mode_dependent_functions",
     "mode_dependent_modules",
     "source_location",
     "module_path",
@@ -536,6 +537,19 @@ def build_graph(
     builder.graph.set_outputs(output_ids)
     return BuiltGraph(builder.graph, builder.parameter_names, model_outputs,
                       [name for name, _ in builder.state_updates], builder.counters)
+
+
+def calls_mode_dependent_functions(graph_module: fx.GraphModule) -> bool:
+    """Whether the trace calls a function that behaves differently in training mode (functional
+    dropout, F.batch_norm, stochastic depth): its flag may be a literal, the same in both traces."""
+    from sol.pytorch import op_mapping
+
+    return any(
+        node.op == "call_function"
+        and (node.target in op_mapping.MODE_DEPENDENT_FUNCTIONS
+             or _qualified_name(node.target) in op_mapping.MODE_DEPENDENT_FUNCTION_NAMES)
+        for node in graph_module.graph.nodes
+    )
 
 
 def mode_dependent_modules(graph_module: fx.GraphModule) -> list[str]:

@@ -25,7 +25,8 @@ from sol import device as sol_device
 from sol._loader import core
 from sol._logging import logger
 from sol.errors import UnsupportedError
-from sol.pytorch.frontend import SEED_INPUT, build_graph, flatten_outputs, mode_dependent_modules, torch_dtype, trace
+from sol.pytorch.frontend import (SEED_INPUT, build_graph, calls_mode_dependent_functions, flatten_outputs,
+                                  mode_dependent_modules, torch_dtype, trace)
 from sol.pytorch.random import next_seed
 
 __all__ = ["optimize", "SolModule"]
@@ -101,8 +102,10 @@ class _Engine:
         self.train_output_spec = flatten_outputs(train_graph_module)[1] if train_graph_module is not None else None
         # Modules that read their training flag when a graph is built (BatchNorm, Dropout).
         self.mode_modules = mode_dependent_modules(graph_module)
-        # Graphs are built and cached per mode where the modes differ at all.
-        self.mode_dependent = bool(self.mode_modules) or train_graph_module is not graph_module
+        # Graphs are built and cached per mode where the modes may differ at all: a literal
+        # F.dropout(x, p) (training=True) traces alike in both modes but is random in training only.
+        self.mode_dependent = (bool(self.mode_modules) or train_graph_module is not graph_module
+                               or calls_mode_dependent_functions(graph_module))
         self.compiled: dict[tuple, _Compiled] = {}
         self.lock = threading.Lock()
         # (name, storage, key) of every parameter, resolved once (see SolModule._slot): asking
@@ -344,7 +347,7 @@ class SolModule(torch.nn.Module):
         shapes: Shapes = tuple(tuple(tensor.shape) for tensor in tensors)
         wrt, parameters = self._gradient_names(tensors)
         # The call's random seed rides along as the last input (read by training-mode dropout).
-        seed = torch.tensor(next_seed(), dtype=torch.int64) if self.training and engine.mode_dependent else None
+        seed = torch.tensor(next_seed(), dtype=torch.int64) if self.training else None
         output_spec = engine.output_spec_for(self.training)
         if wrt:
             # Training mode runs the forward graph that keeps the activations. In eval mode a
@@ -587,6 +590,7 @@ def optimize(
     # self.training are evaluated while tracing and baked into the graph. A model whose
     # train-mode trace fails still optimizes; training mode then raises that error.
     train_graph_module, train_trace_error = None, None
+    modes = {module: module.training for module in model.modules()}  # a frozen BatchNorm stays in eval
     try:
         model.eval()
         graph_module = trace(model)
@@ -594,9 +598,10 @@ def optimize(
         try:
             train_graph_module = trace(model)
         except UnsupportedError as error:
-            train_trace_error = error
+            train_trace_error = UnsupportedError(str(error))  # without the tracer's frames
     finally:
-        model.train(training)
+        for module, mode in modes.items():
+            module.training = mode
     if train_graph_module is not None and train_graph_module.code == graph_module.code:
         train_graph_module = graph_module  # the modes differ (if at all) in module handlers only
     logger.debug("fx graph of %s:\n%s", type(model).__name__, graph_module.graph)

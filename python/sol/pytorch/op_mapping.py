@@ -568,6 +568,8 @@ def identity_module(b, module, input, *args, **kwargs):
 # handlers read the flag). Functions given `training=self.training` are evaluated when the model
 # is traced, once per mode.
 MODE_DEPENDENT_MODULES = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+MODE_DEPENDENT_FUNCTIONS = frozenset([*_DROPOUT_FUNCTIONS, torch.dropout, F.batch_norm])
+MODE_DEPENDENT_FUNCTION_NAMES = frozenset(["torchvision.ops.stochastic_depth.stochastic_depth"])
 
 # Functions that mutate their first argument even without an `inplace=True` argument.
 INPLACE_FUNCTIONS = frozenset(

@@ -31,6 +31,10 @@ bool plannable(const std::function<void()>& plan, std::string& reason) {
     }
 }
 
+namespace {
+
+// Copies the framework's weights (`from` at `from_data`) into the layout a
+// primitive wants (`to` at `to_data`).
 void reorder_weights(const ::dnnl::memory::desc& from, void* from_data, const ::dnnl::memory::desc& to,
                      void* to_data) {
     ::dnnl::memory source(from, engine(), from_data), target(to, engine(), to_data);
@@ -39,7 +43,10 @@ void reorder_weights(const ::dnnl::memory::desc& from, void* from_data, const ::
     stream.wait();
 }
 
-ReorderedWeights::ReorderedWeights(std::size_t bytes) : kept_(std::aligned_alloc(64, (std::max<std::size_t>(bytes, 1) + 63) / 64 * 64)) {
+}  // namespace
+
+ReorderedWeights::ReorderedWeights(std::size_t bytes)
+    : kept_(std::aligned_alloc(64, (std::max<std::size_t>(bytes, 1) + 63) / 64 * 64)) {
     if (kept_ == nullptr) throw Error("out of memory for reordered weights (" + std::to_string(bytes) + " bytes)");
 }
 

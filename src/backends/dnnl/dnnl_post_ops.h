@@ -66,11 +66,6 @@ private:
     void* kept_ = nullptr;
 };
 
-// Copies the framework's weights (`from` at `from_data`) into the layout a
-// primitive wants (`to` at `to_data`): once per weight update.
-void reorder_weights(const ::dnnl::memory::desc& from, void* from_data, const ::dnnl::memory::desc& to,
-                     void* to_data);
-
 // The chain as oneDNN post-ops; binary post-ops read a graph tensor.
 struct PostOps {
     ::dnnl::post_ops ops;

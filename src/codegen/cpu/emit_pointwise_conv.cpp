@@ -5,8 +5,10 @@
 // 116 channels in ShuffleNet: two per pass); here a tile of MR output
 // channels by NV vectors of pixels stays in registers for the whole input
 // channel loop, so each loaded vector of x feeds MR FMAs and each broadcast
-// weight NV. Tiles that do not fill a register tile (the last pixels, the
-// last channels) take a loop the host compiler vectorizes over pixels.
+// weight NV. The last output channels take a register tile of fewer rows;
+// the last pixels are copied, zero-padded to whole vectors, into a buffer on
+// the stack (or, for very many input channels, take a loop the host compiler
+// vectorizes over pixels).
 #include "kernel_builder.h"
 
 #include <algorithm>
@@ -54,8 +56,9 @@ std::string register_tile_code(std::int64_t rows, std::int64_t vectors, const st
     return s.str();
 }
 
-// The zero-padded copy of the last pixels lives on the thread's stack.
-constexpr std::int64_t kPaddedBytes = 256 * 1024;
+// The zero-padded copy of the last pixels lives on the thread's stack, which
+// a deployed library's host program may keep small.
+constexpr std::int64_t kPaddedBytes = 64 * 1024;
 
 }  // namespace
 
