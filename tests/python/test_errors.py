@@ -189,6 +189,31 @@ def test_training_mode_is_right_or_an_error():
     assert_close_rel(out.detach(), ref, name="train-mode output")
 
 
+class TrainOnlyBranchOnValues(nn.Module):
+    """Traceable in eval mode only: in train mode it branches on a tensor's value."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.fc(x)
+        if self.training and y.sum() > 0:
+            return -y
+        return y
+
+
+def test_model_traceable_in_eval_only_runs_in_eval_and_says_why_not_in_train():
+    model = TrainOnlyBranchOnValues().eval()
+    x = torch.randn(2, 4)
+    sol_model = optimize(model, x)
+    with torch.no_grad():
+        assert_close_rel(sol_model(x), model(x), name="eval-mode output")
+    sol_model.train()
+    with pytest.raises(sol.UnsupportedError, match=r"cannot run in training mode \(call \.eval\(\)"):
+        sol_model(x)
+
+
 # ---------------------------------------------------------------- shapes, dtypes, devices
 
 

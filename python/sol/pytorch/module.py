@@ -127,7 +127,8 @@ class _Engine:
         if not training:
             return self.graph_module
         if self.train_graph_module is None:
-            raise UnsupportedError(f"the model cannot run in training mode: {self.train_trace_error}")
+            raise UnsupportedError(f"the model cannot run in training mode (call .eval() on it for inference): "
+                                   f"tracing it in train mode failed: {self.train_trace_error}")
         return self.train_graph_module
 
     def output_spec_for(self, training: bool) -> pytree.TreeSpec:
@@ -181,7 +182,7 @@ class SolModule(torch.nn.Module):
 
     def _mode(self, training: bool | None = None) -> str:
         """The train/eval behaviour graphs are built with (default: the current one): one per
-        mode where modules differ."""
+        mode where the modes may differ (see _Engine.mode_dependent)."""
         training = self.training if training is None else training
         return ("train" if training else "eval") if self._sol.mode_dependent else "any"
 
