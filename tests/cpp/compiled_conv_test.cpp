@@ -153,6 +153,41 @@ TEST_F(CompiledConvTest, PointwiseConvRegisterTilesWithRemainders) {
     EXPECT_LE(max_abs_difference(result[0], expected), kTolerance);
 }
 
+// The padded-plane depthwise kernel in generated code (oneDNN off): 3x3 with
+// padding 1, 5x3 dilated with asymmetric padding, batch 2, odd planes, a
+// bias and a ReLU epilogue, against the direct convolution. Below the
+// parallel threshold (see OddChannelCountsAndLargePlanes).
+TEST_F(CompiledConvTest, DepthwiseStrideOnePaddedPlanes) {
+    constexpr ref::Index N = 2, C = 6, H = 9, W = 11;
+    ScopedEnv generated_only("SOL_BACKENDS", std::string("dfp"));
+    ir::Graph g;
+    const int x = g.add_input("x", {N, C, H, W}, DType::Float32);
+    const int a = g.add_node(Op::Conv2d, {x, g.add_parameter("wa", {C, 1, 3, 3}, DType::Float32),
+                                          g.add_parameter("b", {C}, DType::Float32)},
+                             attrs({{"padding", Ints{1, 1}}, {"groups", std::int64_t{C}}}), "");
+    const int d = g.add_node(Op::Conv2d, {x, g.add_parameter("wd", {C, 1, 5, 3}, DType::Float32)},
+                             attrs({{"padding", Ints{3, 1}}, {"dilation", Ints{2, 1}}, {"groups", std::int64_t{C}}}), "");
+    g.set_outputs({g.add_node(Op::Relu, {a}, {}, ""), d});
+    auto model = compile_for_host(g);
+    EXPECT_EQ(model->kernel_calls(), 2u) << "conv + bias + relu is one kernel";
+    std::ifstream source(std::filesystem::path(model->library_path()).replace_extension(".cpp"));
+    std::stringstream text;
+    text << source.rdbuf();
+    EXPECT_NE(text.str().find("each plane zero-padded once"), std::string::npos) << "the padded-plane kernel";
+
+    Tensors in{{"x", random_floats(N * C * H * W, 140)}};
+    Tensors ps{{"wa", random_floats(C * 9, 141)}, {"b", random_floats(C, 142)}, {"wd", random_floats(C * 15, 143)}};
+    const auto result = run_model(*model, in, ps, true);
+    ref::Index oh = 0, ow = 0;
+    const auto expected_a = ref::relu(ref::conv2d(in["x"], N, C, H, W, ps["wa"], C, 3, 3, ps["b"],
+                                                  {.pad_h = 1, .pad_w = 1, .groups = C}, oh, ow));
+    EXPECT_LE(max_abs_difference(result[0], expected_a), kTolerance);
+    const auto expected_d = ref::conv2d(in["x"], N, C, H, W, ps["wd"], C, 5, 3, {},
+                                        {.pad_h = 3, .pad_w = 1, .dil_h = 2, .groups = C}, oh, ow);
+    EXPECT_EQ(model->outputs()[1].shape, (ir::Shape{N, C, oh, ow}));
+    EXPECT_LE(max_abs_difference(result[1], expected_d), kTolerance);
+}
+
 // Output channels that no block size divides, and a 1x1 conv whose plane is
 // too large for the pointwise path (66 x 65 > 4096). Kept below the parallel
 // threshold: see CompiledModelTest.DestroyingAModelAfterAParallelKernel.

@@ -34,7 +34,11 @@ std::vector<std::vector<int>> clusters_in_execution_order(const ir::Graph& graph
 
 void emit(KernelBuilder& builder) {
     const ir::Op op = builder.anchor().op;
-    if (op == ir::Op::Conv2d) return is_pointwise_conv(builder) ? emit_pointwise_conv(builder) : emit_conv2d(builder);
+    if (op == ir::Op::Conv2d) {
+        if (is_pointwise_conv(builder)) return emit_pointwise_conv(builder);
+        if (is_depthwise_stride1_conv(builder)) return emit_depthwise_conv(builder);
+        return emit_conv2d(builder);
+    }
     if (ir::is_convolution_gradient(op) || op == ir::Op::MaxPool2dBackward || op == ir::Op::AvgPool2dBackward ||
         op == ir::Op::AdaptiveAvgPool2dBackward)
         return emit_gradient(builder);
