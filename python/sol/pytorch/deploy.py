@@ -22,7 +22,7 @@ from sol._loader import core
 from sol._logging import logger
 from sol.errors import UnsupportedError
 from sol.pytorch.frontend import build_graph
-from sol.pytorch.module import optimize
+from sol.pytorch.module import modes_kept, optimize
 
 __all__ = ["deploy"]
 
@@ -57,17 +57,14 @@ def deploy(
     if device not in (sol_device.x86, sol_device.arm64) or device.name not in core().devices():
         raise UnsupportedError(f"sol.deploy builds for the host CPU ({', '.join(core().devices())}) only so far, "
                                f"not {device}")
-    training = model.training
-    if training:
+    if model.training:
         logger.info("sol.deploy: %s is in training mode; the library computes what model.eval() would",
                     type(model).__name__)
-    # Traced and compiled in eval mode (a graph only train mode has must not stop a deployment); the
-    # user's model keeps its mode.
-    model.eval()
-    try:
+    # Compiled in eval mode (a graph only train mode has must not stop a deployment); the user's
+    # model keeps its modes.
+    with modes_kept(model):
+        model.eval()
         sol_model = optimize(model, input_size_or_example_tensor, autotuning=autotuning)
-    finally:
-        model.train(training)
     sol_model.eval()
     engine = sol_model._sol
     shapes = next(iter(engine.compiled))[0]

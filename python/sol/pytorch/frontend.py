@@ -38,8 +38,7 @@ __all__ = [
     "trace",
     "build_graph",
     "flatten_outputs",
-    "calls_mode_dependent_functions",
-    "mode_dependent_modules",
+    "behaves_per_mode",
     "source_location",
     "module_path",
     "dtype_name",
@@ -539,29 +538,20 @@ def build_graph(
                       [name for name, _ in builder.state_updates], builder.counters)
 
 
-def calls_mode_dependent_functions(graph_module: fx.GraphModule) -> bool:
-    """Whether the trace calls a function that behaves differently in training mode (functional
-    dropout, F.batch_norm, stochastic depth): its flag may be a literal, the same in both traces."""
+def behaves_per_mode(graph_module: fx.GraphModule) -> bool:
+    """Whether the trace holds nodes that behave differently in training mode: modules whose
+    handlers read their `training` flag when a graph is built (BatchNorm, Dropout), and functions
+    (functional dropout, F.batch_norm, stochastic depth) whose flag was fixed by the trace and may
+    be a literal, the same in both modes' traces."""
     from sol.pytorch import op_mapping
 
-    return any(
-        node.op == "call_function"
-        and (node.target in op_mapping.MODE_DEPENDENT_FUNCTIONS
-             or _qualified_name(node.target) in op_mapping.MODE_DEPENDENT_FUNCTION_NAMES)
-        for node in graph_module.graph.nodes
-    )
-
-
-def mode_dependent_modules(graph_module: fx.GraphModule) -> list[str]:
-    """Descriptions of the modules whose handlers read their `training` flag when a graph is
-    built (BatchNorm, Dropout). Functions' flags (F.dropout(training=self.training)) are fixed
-    when the model is traced, once per mode (see module.optimize)."""
-    from sol.pytorch import op_mapping
-
-    modules = []
     for node in graph_module.graph.nodes:
         if node.op == "call_module":
-            module = graph_module.get_submodule(str(node.target))
-            if isinstance(module, op_mapping.MODE_DEPENDENT_MODULES):
-                modules.append(f"{node.target} ({type(module).__name__})")
-    return modules
+            if isinstance(graph_module.get_submodule(str(node.target)), op_mapping.MODE_DEPENDENT_MODULES):
+                return True
+        elif node.op == "call_function" and (
+            node.target in op_mapping.MODE_DEPENDENT_FUNCTIONS
+            or _qualified_name(node.target) in op_mapping.MODE_DEPENDENT_FUNCTION_NAMES
+        ):
+            return True
+    return False

@@ -10,12 +10,13 @@ parameters' fingerprint changes.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.fx as fx
@@ -25,8 +26,7 @@ from sol import device as sol_device
 from sol._loader import core
 from sol._logging import logger
 from sol.errors import UnsupportedError
-from sol.pytorch.frontend import (SEED_INPUT, build_graph, calls_mode_dependent_functions, flatten_outputs,
-                                  mode_dependent_modules, torch_dtype, trace)
+from sol.pytorch.frontend import SEED_INPUT, behaves_per_mode, build_graph, flatten_outputs, torch_dtype, trace
 from sol.pytorch.random import next_seed
 
 __all__ = ["optimize", "SolModule"]
@@ -100,12 +100,10 @@ class _Engine:
         self.ranks = ranks
         self.output_spec = flatten_outputs(graph_module)[1]
         self.train_output_spec = flatten_outputs(train_graph_module)[1] if train_graph_module is not None else None
-        # Modules that read their training flag when a graph is built (BatchNorm, Dropout).
-        self.mode_modules = mode_dependent_modules(graph_module)
-        # Graphs are built and cached per mode where the modes may differ at all: a literal
-        # F.dropout(x, p) (training=True) traces alike in both modes but is random in training only.
-        self.mode_dependent = (bool(self.mode_modules) or train_graph_module is not graph_module
-                               or calls_mode_dependent_functions(graph_module))
+        # Graphs are built and cached per mode where the modes may differ at all: the traces
+        # differ, or a node reads the mode (a literal F.dropout(x, p), training=True, traces
+        # alike in both modes but is random in training only).
+        self.mode_dependent = train_graph_module is not graph_module or behaves_per_mode(graph_module)
         self.compiled: dict[tuple, _Compiled] = {}
         self.lock = threading.Lock()
         # (name, storage, key) of every parameter, resolved once (see SolModule._slot): asking
@@ -347,8 +345,9 @@ class SolModule(torch.nn.Module):
         tensors = [self._check_input(i, value, device_type, device) for i, value in enumerate(inputs)]
         shapes: Shapes = tuple(tuple(tensor.shape) for tensor in tensors)
         wrt, parameters = self._gradient_names(tensors)
-        # The call's random seed rides along as the last input (read by training-mode dropout).
-        seed = torch.tensor(next_seed(), dtype=torch.int64) if self.training else None
+        # The call's random seed rides along as the last input (read by training-mode dropout,
+        # which only graphs built per mode hold).
+        seed = torch.tensor(next_seed(), dtype=torch.int64) if self.training and engine.mode_dependent else None
         output_spec = engine.output_spec_for(self.training)
         if wrt:
             # Training mode runs the forward graph that keeps the activations. In eval mode a
@@ -552,6 +551,18 @@ def _input_specs(spec: Any) -> tuple[list[tuple[int, ...]], list[torch.dtype | N
     )
 
 
+@contextlib.contextmanager
+def modes_kept(model: torch.nn.Module) -> Iterator[None]:
+    """Restores every submodule's own train/eval flag afterwards (a frozen BatchNorm stays in
+    eval inside a model in training mode); model.train(flag) would set them all alike."""
+    modes = {module: module.training for module in model.modules()}
+    try:
+        yield
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+
+
 def optimize(
     model: torch.nn.Module,
     input_size_or_example_tensor: Any,
@@ -591,8 +602,7 @@ def optimize(
     # self.training are evaluated while tracing and baked into the graph. A model whose
     # train-mode trace fails still optimizes; training mode then raises that error.
     train_graph_module, train_trace_error = None, None
-    modes = {module: module.training for module in model.modules()}  # a frozen BatchNorm stays in eval
-    try:
+    with modes_kept(model):
         model.eval()
         graph_module = trace(model)
         model.train()
@@ -600,9 +610,6 @@ def optimize(
             train_graph_module = trace(model)
         except UnsupportedError as error:
             train_trace_error = UnsupportedError(str(error))  # without the tracer's frames
-    finally:
-        for module, mode in modes.items():
-            module.training = mode
     if train_graph_module is not None and train_graph_module.code == graph_module.code:
         train_graph_module = graph_module  # the modes differ (if at all) in module handlers only
     logger.debug("fx graph of %s:\n%s", type(model).__name__, graph_module.graph)

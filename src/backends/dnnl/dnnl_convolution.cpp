@@ -155,31 +155,38 @@ public:
         user_weights_ = dn::memory::desc(weight_dims(conv, w), dt::f32,
                                          conv.attrs.get_int("groups", 1) == 1 ? tag::oihw : tag::goihw);
         weights_memory_ = std::make_unique<ReorderedWeights>(reordered_size);
+        layout_ = plan_workspace();
     }
     Convolution(const Convolution&) = delete;
     Convolution& operator=(const Convolution&) = delete;
 
     int variant_count() const override { return static_cast<int>(variants_.size()); }
-    void use_variant(int index) override { current_ = static_cast<std::size_t>(index); }
+    void use_variant(int index) override {
+        current_ = static_cast<std::size_t>(index);
+        layout_ = plan_workspace();
+    }
 
     // Weights into the primitive's blocked layout, once per weight update.
     void prepare(void* const* args) override {
         weights_memory_->prepare(user_weights_, args[weights_], variants_[current_].plan.primitive.weights_desc());
     }
 
-    void reorder_weights_in_run() override { weights_memory_->reorder_in_run(); }
+    void reorder_weights_in_run() override {
+        weights_memory_->reorder_in_run();
+        layout_ = plan_workspace();
+    }
 
     bool reads_only_in_prepare(std::size_t index) const override {
         return weights_memory_->kept() && static_cast<int>(index) == weights_;
     }
 
-    std::size_t workspace_bytes() const override { return workspace_layout().total(); }
+    std::size_t workspace_bytes() const override { return layout_.total(); }
 
     void run(void* const* args) override {
         const Variant& variant = variants_[current_];
         const auto& pd = variant.plan.primitive;
         // Scratch memory is part of the call's workspace: concurrent calls never share it.
-        const WorkspaceLayout layout = workspace_layout();
+        const WorkspaceLayout& layout = layout_;
         void* const workspace = args[out_ + 1];
         void* const scratchpad = layout.at(workspace, Scratch::Pad);
         dn::stream& stream = thread_stream();
@@ -211,7 +218,7 @@ public:
 private:
     // The current variant's scratchpad, reordered input and output, and the
     // weights when they are reordered in run().
-    WorkspaceLayout workspace_layout() const {
+    WorkspaceLayout plan_workspace() const {
         const Variant& variant = variants_[current_];
         const auto& pd = variant.plan.primitive;
         WorkspaceLayout layout;
@@ -233,6 +240,9 @@ private:
     };
     std::vector<Variant> variants_;
     std::size_t current_ = 0;
+    // The scratch layout of the current variant and weight mode, kept current
+    // by whatever changes them (run() only reads it).
+    WorkspaceLayout layout_;
     dn::memory::desc user_weights_;
     std::unique_ptr<ReorderedWeights> weights_memory_;  // sized for every variant's weight layout
     int x_ = -1, weights_ = -1, bias_ = -1, out_ = -1, sum_ = -1;

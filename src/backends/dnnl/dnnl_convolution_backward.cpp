@@ -119,6 +119,7 @@ public:
         log::debug("oneDNN " + std::string(plan_.data ? plan_.data_pd.impl_info_str() : plan_.weights_pd.impl_info_str()) +
                    " for " + std::string(ir::name(graph.nodes()[cluster.front()].op)) + " at " +
                    graph.nodes()[cluster.front()].origin);
+        layout_ = plan_workspace();
     }
     ConvolutionBackward(const ConvolutionBackward&) = delete;
     ConvolutionBackward& operator=(const ConvolutionBackward&) = delete;
@@ -129,17 +130,18 @@ public:
     }
     void reorder_weights_in_run() override {
         if (weights_memory_) weights_memory_->reorder_in_run();
+        layout_ = plan_workspace();
     }
     bool reads_only_in_prepare(std::size_t index) const override {
         return weights_memory_ && weights_memory_->kept() && index == 1;
     }
 
-    std::size_t workspace_bytes() const override { return workspace_layout().total(); }
+    std::size_t workspace_bytes() const override { return layout_.total(); }
 
     void run(void* const* args) override {
         dn::stream& stream = thread_stream();
         // Scratch memory is part of the call's workspace: concurrent calls never share it.
-        const WorkspaceLayout layout = workspace_layout();
+        const WorkspaceLayout& layout = layout_;
         void* const workspace = args[3];
         void* const scratchpad = layout.at(workspace, Scratch::Pad);
         void* const reordered_out = layout.at(workspace, Scratch::Destination);
@@ -187,7 +189,7 @@ private:
     // The scratchpad, the operands reordered into the primitive's layouts
     // and its result before it is reordered back, the weights when they are
     // reordered in run().
-    WorkspaceLayout workspace_layout() const {
+    WorkspaceLayout plan_workspace() const {
         WorkspaceLayout layout;
         if (plan_.data) {
             const auto& pd = plan_.data_pd;
@@ -211,6 +213,9 @@ private:
     dn::primitive primitive_;
     dn::reorder dy_in_, x_in_, out_back_;  // between the graph's layouts and the primitive's, where they differ
     std::unique_ptr<ReorderedWeights> weights_memory_;  // the data gradient's weights only
+    // The scratch layout of the current variant and weight mode, kept current
+    // by whatever changes them (run() only reads it).
+    WorkspaceLayout layout_;
 };
 
 }  // namespace

@@ -106,6 +106,7 @@ public:
         if (plan_.post.sum_input >= 0) sum_ = slot(plan_.post.sum_input);
         user_weights_ = user_weights_of(graph, linear);
         log::debug("oneDNN " + std::string(plan_.primitive.impl_info_str()) + " for linear at " + linear.origin);
+        layout_ = plan_workspace();
     }
     InnerProduct(const InnerProduct&) = delete;
     InnerProduct& operator=(const InnerProduct&) = delete;
@@ -115,18 +116,21 @@ public:
         weights_memory_.prepare(user_weights_, args[weights_], plan_.primitive.weights_desc());
     }
 
-    void reorder_weights_in_run() override { weights_memory_.reorder_in_run(); }
+    void reorder_weights_in_run() override {
+        weights_memory_.reorder_in_run();
+        layout_ = plan_workspace();
+    }
 
     bool reads_only_in_prepare(std::size_t index) const override {
         return weights_memory_.kept() && static_cast<int>(index) == weights_;
     }
 
-    std::size_t workspace_bytes() const override { return workspace_layout().total(); }
+    std::size_t workspace_bytes() const override { return layout_.total(); }
 
     void run(void* const* args) override {
         const auto& pd = plan_.primitive;
         // Scratch memory is part of the call's workspace: concurrent calls never share it.
-        const WorkspaceLayout layout = workspace_layout();
+        const WorkspaceLayout& layout = layout_;
         void* const workspace = args[out_ + 1];
         void* const scratchpad = layout.at(workspace, Scratch::Pad);
         dn::stream& stream = thread_stream();
@@ -143,7 +147,7 @@ public:
 
 private:
     // The scratchpad, and the weights when they are reordered in run().
-    WorkspaceLayout workspace_layout() const {
+    WorkspaceLayout plan_workspace() const {
         WorkspaceLayout layout;
         // Never empty: run() reads the pointer.
         layout.add(Scratch::Pad, std::max<std::size_t>(plan_.primitive.scratchpad_desc().get_size(), 1));
@@ -155,6 +159,9 @@ private:
     dn::inner_product_forward primitive_;
     dn::memory::desc user_weights_;
     ReorderedWeights weights_memory_{plan_.primitive.weights_desc().get_size()};
+    // The scratch layout of the current variant and weight mode, kept current
+    // by whatever changes them (run() only reads it).
+    WorkspaceLayout layout_;
     int x_ = -1, weights_ = -1, bias_ = -1, out_ = -1, sum_ = -1;
     std::vector<std::pair<int, int>> binary_slots_;  // (post-op index, argument slot)
 };

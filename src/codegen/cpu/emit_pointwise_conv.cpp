@@ -11,8 +11,6 @@
 // vectorizes over pixels).
 #include "kernel_builder.h"
 
-#include <algorithm>
-
 namespace sol::codegen::cpu {
 namespace {
 
