@@ -490,6 +490,15 @@ def test_functional_dropout_follows_the_mode():
         torch.testing.assert_close(sol_functional(x), eager_without_dropout, rtol=1e-5, atol=1e-5)
 
 
+def test_optimize_keeps_each_submodule_mode():
+    """Tracing in both modes must not unfreeze a BatchNorm kept in eval inside a training model."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).train()
+    model[1].eval()
+    sol_model = sol.optimize(model, (2, 3, 8, 8))
+    assert model.training and not model[1].training
+    assert sol_model.training and not sol_model.get_submodule("1").training
+
+
 class AuxiliaryHead(nn.Module):
     """A branch on self.training (GoogLeNet's auxiliary logits): train mode returns two tensors."""
 

@@ -171,7 +171,8 @@ class SolModule(torch.nn.Module):
                     value = getattr(traced, str(node.target))
                     if isinstance(value, torch.Tensor):
                         self.register_buffer(str(node.target), value, persistent=False)
-        self.train(model.training)
+        # Only this module's own flag: the children keep theirs (a frozen BatchNorm stays in eval).
+        self.training = model.training
         names = [str(node.target) for node in graph_module.graph.nodes if node.op == "placeholder"]
         self._sol = _Engine(graph_module, dtype, names[: len(ranks)], ranks, autotuning, train_graph_module,
                             train_trace_error)
