@@ -71,6 +71,7 @@ def run_passes(graph: Graph) -> Graph:
 class CompiledModel:
     input_names: list[str]
     parameter_names: list[str]      # order of the `parameters` pointers in run()
+    parameter_shapes: list[list[int]]  # the shape each parameter must have
     output_shapes: list[list[int]]
     output_dtypes: list[str]
     source_path: str                # the generated source, for the curious

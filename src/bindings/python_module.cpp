@@ -69,6 +69,12 @@ std::vector<std::string> names_of(const std::vector<runtime::CompiledModel::Tens
     return names;
 }
 
+std::vector<ir::Shape> shapes_of(const std::vector<runtime::CompiledModel::TensorInfo>& tensors) {
+    std::vector<ir::Shape> shapes;
+    for (const auto& t : tensors) shapes.push_back(t.shape);
+    return shapes;
+}
+
 }  // namespace
 
 NB_MODULE(_core, m) {
@@ -132,12 +138,8 @@ NB_MODULE(_core, m) {
     nb::class_<runtime::CompiledModel>(m, "CompiledModel")
         .def_prop_ro("input_names", [](const runtime::CompiledModel& c) { return names_of(c.inputs()); })
         .def_prop_ro("parameter_names", [](const runtime::CompiledModel& c) { return names_of(c.parameters()); })
-        .def_prop_ro("output_shapes",
-                     [](const runtime::CompiledModel& c) {
-                         std::vector<ir::Shape> shapes;
-                         for (const auto& t : c.outputs()) shapes.push_back(t.shape);
-                         return shapes;
-                     })
+        .def_prop_ro("parameter_shapes", [](const runtime::CompiledModel& c) { return shapes_of(c.parameters()); })
+        .def_prop_ro("output_shapes", [](const runtime::CompiledModel& c) { return shapes_of(c.outputs()); })
         .def_prop_ro("output_dtypes",
                      [](const runtime::CompiledModel& c) {
                          std::vector<std::string> dtypes;

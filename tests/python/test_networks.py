@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+import sol
 from solcheck import assert_close_rel, check_module, eager, max_rel_error, optimize
 
 
@@ -155,6 +156,53 @@ def test_inplace_parameter_update_is_seen():
     after = eager(model, x)
     assert max_rel_error(after, before) > 1e-3, "test set-up: the update should change the output"
     assert_close_rel(sol_model(x), after, name="after the in-place update")
+
+
+def test_replaced_parameters_and_submodules_are_seen():
+    """A parameter assigned anew on the optimized model's module, and a submodule replaced on it,
+    are what the next call reads (the tensors are resolved again after any registration)."""
+    model = small_cnn(seed=7)
+    x = torch.randn(2, 3, 16, 16)
+    sol_model = optimize(model, x)
+    assert_close_rel(sol_model(x), eager(model, x), name="before")
+    torch.manual_seed(8)
+    conv = sol_model.get_submodule("features.4")
+    conv.weight = nn.Parameter(torch.randn_like(conv.weight))
+    model.features[4].weight = conv.weight
+    after_weight = eager(model, x)
+    assert_close_rel(sol_model(x), after_weight, name="after assigning a new conv weight")
+    batchnorm = randomize_batchnorms(nn.Sequential(nn.BatchNorm2d(16)), seed=9)[0].eval()
+    sol_model.get_submodule("features").add_module("5", batchnorm)
+    model.features[5] = batchnorm
+    after_module = eager(model, x)
+    assert max_rel_error(after_module, after_weight) > 1e-3, "test set-up: the new BatchNorm should change the output"
+    assert_close_rel(sol_model(x), after_module, name="after replacing a BatchNorm")
+
+
+def test_parameter_of_another_shape_is_refused():
+    model = small_cnn(seed=10)
+    x = torch.randn(1, 3, 16, 16)
+    sol_model = optimize(model, x)
+    sol_model(x)
+    sol_model.get_submodule("features.4").weight = nn.Parameter(torch.randn(16, 8, 5, 5))
+    with pytest.raises(sol.ShapeError, match=r"'features\.4\.weight' has shape \[16, 8, 5, 5\]"):
+        sol_model(x)
+
+
+def test_writes_through_data_are_seen_after_reload_parameters():
+    """`.data` writes bypass PyTorch's version counter, so SOL cannot notice them by itself;
+    reload_parameters() makes the next call recompute what it derived (folded BatchNorm,
+    reordered conv weights)."""
+    model = small_cnn(seed=11)
+    x = torch.randn(2, 3, 16, 16)
+    sol_model = optimize(model, x)
+    before = sol_model(x)
+    model.features[1].running_var.data.mul_(3.0)
+    model.features[4].weight.data.mul_(-0.5)
+    after = eager(model, x)
+    assert max_rel_error(after, before) > 1e-3, "test set-up: the writes should change the output"
+    sol_model.reload_parameters()
+    assert_close_rel(sol_model(x), after, name="after .data writes and reload_parameters()")
 
 
 @pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad_enabled"])

@@ -77,7 +77,7 @@ def deploy(
     # The weights as they are now, contiguous float32 on the host; kept alive until written.
     values = []
     for name in compiled.parameter_names:
-        storage, key = sol_model._slot(name)
+        storage, key, _ = sol_model._slot(name)
         values.append(storage[key].detach().to("cpu", engine.dtype).contiguous())
     archive, include = _runtime_files()
     cache = Path(core().cache_dir()) / "deploy"

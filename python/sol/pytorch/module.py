@@ -35,9 +35,32 @@ __all__ = ["optimize", "SolModule"]
 SUPPORTED_DTYPES = (torch.float32,)
 
 # Where tensors must live for each SOL device (a torch device type).
-_TORCH_DEVICE_TYPES = {"x86": "cpu", "arm64": "cpu", "nvidia": "cuda", "ve": "ve"}
+# Keyed by the Device itself: reading an enum's .name costs more than the rest of the lookup.
+_TORCH_DEVICE_TYPES = {sol_device.x86: "cpu", sol_device.arm64: "cpu", sol_device.nvidia: "cuda", sol_device.ve: "ve"}
+_HOST = torch.device("cpu")
 
 Shapes = tuple[tuple[int, ...], ...]
+
+
+class _Registrations:
+    """Counts parameters, buffers and submodules registered or replaced on any nn.Module in the
+    process (PyTorch's global registration hooks; `module.weight = nn.Parameter(...)` and
+    `load_state_dict(assign=True)` go through them). While the count is unchanged, the tensors a
+    compiled model reads are those it resolved last: a call then reads only their pointers and
+    version counters, not every owner's dictionaries. (That matters: after a call has streamed
+    the weights through the caches, each dictionary read is a cache miss, and MobileNetV2 has 262
+    parameter tensors.)"""
+
+    count = 0
+
+    @staticmethod
+    def note(*_: Any) -> None:
+        _Registrations.count += 1  # returns None: the registration itself is left alone
+
+
+torch.nn.modules.module.register_module_parameter_registration_hook(_Registrations.note)
+torch.nn.modules.module.register_module_buffer_registration_hook(_Registrations.note)
+torch.nn.modules.module.register_module_module_registration_hook(_Registrations.note)
 
 
 @dataclass
@@ -46,7 +69,7 @@ class _Compiled:
 
     model: Any  # sol._core.CompiledModel
     parameter_names: list[str]  # copied once: the binding builds a new list per attribute read
-    parameter_slots: list[tuple[dict[str, Any], str]]  # (storage, key) per parameter_names
+    parameter_shapes: list[tuple[int, ...]]  # what each parameter's shape must stay
     input_order: list[int]  # forward() argument index per compiled.input_names
     output_shapes: list[list[int]]
     output_dtypes: list[torch.dtype]
@@ -55,8 +78,18 @@ class _Compiled:
     model_outputs: int = 0
     state_names: list[str] = field(default_factory=list)
     counters: list[str] = field(default_factory=list)
+    # (storage, key, announced) per parameter_names (see SolModule._slot), and the tensors found
+    # there when _Registrations.count was `resolved_at`; -1: not resolved yet.
+    parameter_slots: list[tuple[dict[str, Any], str, bool]] = field(default_factory=list)
+    resolved: list[Any] = field(default_factory=list)
+    resolved_at: int = -1
+    # Positions of slots no registration hook announces (plain tensor attributes): read per call.
+    unannounced: list[int] = field(default_factory=list)
     # _fingerprint() of the parameters at the last call; None: derive values anew.
-    fingerprint: tuple | None = None
+    fingerprint: list | None = None
+    # Whether an input has no elements (then the runtime is not called); known at the first call,
+    # since an entry serves one shape set.
+    empty_inputs: bool | None = None
     # The tensors handed to the runtime at the last change, and their pointers.
     parameters: list[torch.Tensor] = field(default_factory=list)
     parameter_pointers: list[int] = field(default_factory=list)
@@ -106,9 +139,11 @@ class _Engine:
         self.mode_dependent = train_graph_module is not graph_module or behaves_per_mode(graph_module)
         self.compiled: dict[tuple, _Compiled] = {}
         self.lock = threading.Lock()
-        # (name, storage, key) of every parameter, resolved once (see SolModule._slot): asking
-        # each call which ones require grad must not walk the module tree (130 us for resnet50).
-        self.parameter_slots: list[tuple[str, dict[str, Any], str]] | None = None
+        # (name, storage, key) of every parameter, resolved when _Registrations.count was
+        # `slots_resolved_at` (see SolModule._slot): asking each call which ones require grad must
+        # not walk the module tree (130 us for resnet50).
+        self.parameter_slots: list[tuple[str, dict[str, Any], str]] = []
+        self.slots_resolved_at = -1
 
     def __deepcopy__(self, memo: dict) -> "_Engine":
         # Deep-copying a SolModule: the memo maps the GraphModule's leaf modules to
@@ -137,13 +172,14 @@ def _format_shapes(shapes: Shapes) -> str:
     return ", ".join(str(list(shape)) for shape in shapes)
 
 
-def _fingerprint(tensors: list[Any]) -> tuple | None:
+def _fingerprint(tensors: list[Any]) -> list | None:
     """Identity, memory and in-place version of each tensor: any change means the
     runtime must re-read them and recompute what it derived from them. None when
     it cannot be computed (not a tensor, or an inference-mode tensor, which has no
-    version counter): then everything counts as changed."""
+    version counter): then everything counts as changed. (A list: built on every
+    call, and a list comprehension is the cheapest way there.)"""
     try:
-        return tuple((id(tensor), tensor.data_ptr(), tensor._version) for tensor in tensors)
+        return [(id(tensor), tensor.data_ptr(), tensor._version) for tensor in tensors]
     except (AttributeError, RuntimeError):
         return None
 
@@ -188,7 +224,7 @@ class SolModule(torch.nn.Module):
     def _compiled_for(self, shapes: Shapes, device: sol_device.Device, index: int) -> _Compiled:
         """The compiled model for this shape set, mode and device; caller holds the lock."""
         engine = self._sol
-        key = (shapes, engine.dtype, device.name, index, self._mode())
+        key = (shapes, engine.dtype, device, index, self._mode())
         entry = engine.compiled.get(key)
         if entry is None:
             if not engine.compiled:  # the shapes given to optimize(): errors as they are
@@ -239,7 +275,7 @@ class SolModule(torch.nn.Module):
         return _Compiled(
             model=model,
             parameter_names=list(model.parameter_names),
-            parameter_slots=[self._slot(name) for name in model.parameter_names],
+            parameter_shapes=[tuple(shape) for shape in model.parameter_shapes],
             input_order=[known_inputs.index(name) for name in model.input_names],
             output_shapes=[list(shape) for shape in model.output_shapes],
             output_dtypes=[torch_dtype(name) for name in model.output_dtypes],
@@ -251,7 +287,7 @@ class SolModule(torch.nn.Module):
         """The compiled forward and backward models for this shape set, mode and gradient set;
         caller holds the lock."""
         engine = self._sol
-        key = ("train", shapes, engine.dtype, device.name, index, self._mode(training), wrt)
+        key = ("train", shapes, engine.dtype, device, index, self._mode(training), wrt)
         pair = engine.compiled.get(key)
         if pair is None:
             if self._mode(training) != self._mode():  # graphs are built with the modules' current flags
@@ -286,17 +322,35 @@ class SolModule(torch.nn.Module):
             engine.compiled[key] = pair
         return pair
 
-    def _slot(self, name: str) -> tuple[dict[str, Any], str]:
-        """Where parameter `name` lives: its owner's `_parameters`, `_buffers` or
-        `__dict__`, and the key. Resolved once; the tensor is read from that dict
-        on every call (much cheaper than nn.Module.__getattr__), so
-        `module.weight = nn.Parameter(...)` is honoured."""
+    def _slot(self, name: str) -> tuple[dict[str, Any], str, bool]:
+        """Where parameter `name` lives: its owner's `_parameters`, `_buffers` or `__dict__`, the
+        key, and whether replacing it there is announced by a registration hook (true for
+        parameters and buffers). Resolved again whenever anything was registered (see
+        _Registrations), so `module.weight = nn.Parameter(...)` and a replaced submodule are
+        honoured; reading the dict directly is much cheaper than nn.Module.__getattr__."""
         owner_path, _, attribute = name.rpartition(".")
         owner = self.get_submodule(owner_path) if owner_path else self
-        for storage in (owner._parameters, owner._buffers, owner.__dict__):
+        for storage in (owner._parameters, owner._buffers):
             if attribute in storage:
-                return storage, attribute
+                return storage, attribute, True
+        if attribute in owner.__dict__:
+            return owner.__dict__, attribute, False
         raise RuntimeError(f"SOL model parameter {name!r} is not an attribute of {type(owner).__name__}")
+
+    def _parameters_of(self, entry: _Compiled) -> list[Any]:
+        """The tensors `entry` reads, in its parameter order; caller holds the engine lock."""
+        if entry.resolved_at != _Registrations.count:
+            entry.resolved_at = _Registrations.count  # first: a registration meanwhile resolves again
+            entry.parameter_slots = [self._slot(name) for name in entry.parameter_names]
+            entry.resolved = [storage.get(key) for storage, key, _ in entry.parameter_slots]
+            entry.unannounced = [i for i, (_, _, announced) in enumerate(entry.parameter_slots) if not announced]
+        if not entry.unannounced:
+            return entry.resolved
+        current = list(entry.resolved)
+        for i in entry.unannounced:
+            storage, key, _ = entry.parameter_slots[i]
+            current[i] = storage.get(key)
+        return current
 
     # ---------------------------------------------------------------- run
 
@@ -323,18 +377,22 @@ class SolModule(torch.nn.Module):
         copies where needed) alive in the entry until they change again."""
         dtype = self._sol.dtype
         handed = []
-        for name, tensor in zip(entry.parameter_names, tensors):
-            if not isinstance(tensor, torch.Tensor) or tensor.dtype != dtype or tensor.device.type != device_type:
-                self._raise_parameter_error(name, tensor, device_type)
+        for name, shape, tensor in zip(entry.parameter_names, entry.parameter_shapes, tensors):
+            if (not isinstance(tensor, torch.Tensor) or tensor.dtype != dtype or tensor.device.type != device_type
+                    or tuple(tensor.shape) != shape):
+                self._raise_parameter_error(name, shape, tensor, device_type)
             handed.append(tensor if tensor.is_contiguous() else tensor.contiguous())
         entry.parameters = handed
         entry.parameter_pointers = [tensor.data_ptr() for tensor in handed]
 
-    def _raise_parameter_error(self, name: str, tensor: Any, device_type: str) -> None:
+    def _raise_parameter_error(self, name: str, shape: tuple[int, ...], tensor: Any, device_type: str) -> None:
         if not isinstance(tensor, torch.Tensor):
             raise RuntimeError(f"SOL model parameter {name!r} is {type(tensor).__name__}, not a tensor")
         if tensor.dtype != self._sol.dtype:
             raise TypeError(f"parameter {name!r} has dtype {tensor.dtype}, but the SOL model expects {self._sol.dtype}")
+        if tuple(tensor.shape) != shape:
+            raise core().ShapeError(f"parameter {name!r} has shape {list(tensor.shape)}, but the SOL model was "
+                                    f"optimized for {list(shape)} (optimize the changed model again)")
         raise core().DeviceError(f"parameter {name!r} is on {tensor.device}, but SOL needs {device_type} tensors")
 
     def forward(self, *inputs: torch.Tensor) -> Any:
@@ -342,35 +400,40 @@ class SolModule(torch.nn.Module):
         if len(inputs) != len(engine.ranks):
             raise TypeError(f"the SOL model takes {len(engine.ranks)} input(s), got {len(inputs)}")
         device, index = sol_device.get()
-        device_type = _TORCH_DEVICE_TYPES[device.name]
+        device_type = _TORCH_DEVICE_TYPES[device]
         tensors = [self._check_input(i, value, device_type, device) for i, value in enumerate(inputs)]
         shapes: Shapes = tuple(tuple(tensor.shape) for tensor in tensors)
-        wrt, parameters = self._gradient_names(tensors)
+        training = self.training
         # The call's random seed rides along as the last input (read by training-mode dropout,
         # which only graphs built per mode hold).
-        seed = torch.tensor(next_seed(), dtype=torch.int64) if self.training and engine.mode_dependent else None
-        output_spec = engine.output_spec_for(self.training)
+        seed = torch.tensor(next_seed(), dtype=torch.int64) if training and engine.mode_dependent else None
+        output_spec = engine.output_spec_for(training)
+        wrt, parameters = self._gradient_names(tensors) if torch.is_grad_enabled() else ((), [])
         if wrt:
             # Training mode runs the forward graph that keeps the activations. In eval mode a
             # call with autograd on is mostly inference without no_grad: it runs the inference
             # graph, and only a backward() through it recomputes the activations.
-            step = _GradientStep(shapes, wrt, device, index, device_type, self.training)
+            step = _GradientStep(shapes, wrt, device, index, device_type, training)
             names = wrt[: len(parameters)]
             inputs = tensors + [seed if seed is not None else torch.zeros((), dtype=torch.int64)]
             outputs = _TrainingStep.apply(self, step, len(inputs), names, *inputs, *parameters)
             return pytree.tree_unflatten(list(outputs), output_spec)
-        with engine.lock:
-            entry = self._compiled_for(shapes, device, index)
+        # Read without the lock first (a dict lookup is atomic): inference calls mostly find one.
+        entry = engine.compiled.get((shapes, engine.dtype, device, index, self._mode(training)))
+        if entry is None:
+            with engine.lock:
+                entry = self._compiled_for(shapes, device, index)
         if seed is not None:
             tensors = tensors + [seed]
         outputs = self._run(entry, [tensors[i] for i in entry.input_order], device_type)
-        self._update_state(entry, outputs)
+        if entry.state_names or entry.counters:
+            self._update_state(entry, outputs)
+        if output_spec.is_leaf():
+            return outputs[0]
         return pytree.tree_unflatten(outputs[: entry.model_outputs], output_spec)
 
     def _update_state(self, entry: _Compiled, outputs: list[torch.Tensor]) -> None:
         """Buffers a training-mode call updates (BatchNorm's running statistics), as PyTorch does."""
-        if not entry.state_names and not entry.counters:
-            return  # inference: entering no_grad alone costs a microsecond per call
         with torch.no_grad():
             for k, name in enumerate(entry.state_names):
                 self.get_buffer(name).copy_(outputs[entry.model_outputs + k])
@@ -378,13 +441,13 @@ class SolModule(torch.nn.Module):
                 self.get_buffer(name).add_(1)
 
     def _gradient_names(self, tensors: list[torch.Tensor]) -> tuple[tuple[str, ...], list[torch.Tensor]]:
-        """Parameters and inputs autograd wants gradients for on this call, parameters first (none
-        under no_grad or inference_mode: then no activations are kept either), and those parameters."""
-        if not torch.is_grad_enabled():
-            return (), []
+        """Parameters and inputs autograd wants gradients for on this call, parameters first, and
+        those parameters. Asked only with autograd on: under no_grad or inference_mode there are
+        none, and no activations are kept either."""
         engine = self._sol
-        if engine.parameter_slots is None:
-            engine.parameter_slots = [(name, *self._slot(name)) for name, _ in self.named_parameters()]
+        if engine.slots_resolved_at != _Registrations.count:
+            engine.slots_resolved_at = _Registrations.count
+            engine.parameter_slots = [(name, *self._slot(name)[:2]) for name, _ in self.named_parameters()]
         names, parameters = [], []
         for name, storage, key in engine.parameter_slots:
             parameter = storage.get(key)
@@ -399,12 +462,12 @@ class SolModule(torch.nn.Module):
         Parameters are handed over again only when they changed since the last call."""
         engine = self._sol
         with engine.lock:
-            current = [storage.get(key) for storage, key in entry.parameter_slots]
+            current = self._parameters_of(entry)
             fingerprint = _fingerprint(current)
             changed = fingerprint is None or fingerprint != entry.fingerprint
             if changed:
                 # Only changed parameters are validated again: the fast path is one
-                # tuple comparison.
+                # list comparison.
                 with torch.no_grad():  # contiguous copies of parameters are not part of any graph
                     self._hand_over(entry, current, device_type)
                 entry.fingerprint = fingerprint
@@ -412,10 +475,13 @@ class SolModule(torch.nn.Module):
             # Local references: keep the handed-over tensors (possibly contiguous
             # copies) alive through run() even if another thread replaces them.
             parameters, parameter_pointers = entry.parameters, entry.parameter_pointers
-        device = inputs[0].device if inputs else "cpu"
-        outputs = [torch.empty(shape, dtype=dtype, device=device)
+        device = _HOST if device_type == "cpu" else inputs[0].device
+        # Sizes unpacked: torch.empty parses separate ints faster than a sequence (a scalar has none).
+        outputs = [torch.empty(*shape, dtype=dtype, device=device) if shape else torch.empty((), dtype=dtype, device=device)
                    for shape, dtype in zip(entry.output_shapes, entry.output_dtypes)]
-        if any(tensor.numel() == 0 for tensor in inputs):
+        if entry.empty_inputs is None:
+            entry.empty_inputs = any(tensor.numel() == 0 for tensor in inputs)
+        if entry.empty_inputs:
             # Batch 0 is legal in PyTorch. Empty tensors have no memory to point at,
             # so the runtime is not called; there is nothing to compute.
             if changed:
@@ -440,11 +506,24 @@ class SolModule(torch.nn.Module):
             finally:
                 entry.refresh_lock.release()
         else:
-            with entry.refresh_lock:  # wait for a refresh another thread started
-                pass
+            if entry.refresh_lock.locked():
+                # Another thread took it, under the engine lock, before this call compared the
+                # fingerprint: wait until the values derived from the new parameters are written.
+                with entry.refresh_lock:
+                    pass
             entry.model.run(input_pointers, parameter_pointers, output_pointers, False, threads)
         del parameters  # held until here on purpose
         return outputs
+
+    def reload_parameters(self) -> None:
+        """Make the next call re-read every parameter and recompute what SOL derived from them
+        (folded BatchNorm, reordered weights). Calls notice replaced tensors, in-place updates and
+        `weight.data = w` by themselves; this is needed only after in-place writes through `.data`
+        (`weight.data.mul_(2)`), which PyTorch hides from the tensor's version counter."""
+        with self._sol.lock:
+            for compiled in self._sol.compiled.values():
+                for entry in (compiled.forward, compiled.backward) if isinstance(compiled, _TrainingPair) else (compiled,):
+                    entry.fingerprint = None
 
     def extra_repr(self) -> str:
         shapes = sorted({key[0] for key in self._sol.compiled})
