@@ -102,6 +102,35 @@ TEST_F(CompiledModelTest, LinearSoftmaxAndMovement) {
     EXPECT_LE(max_abs_difference(out[5], ref::linear(xs, 1, 60, params["w1"], 4, {})), kTolerance);
 }
 
+// Linear layers in generated code (oneDNN off), each against the reference: K = 64 (whole vectors
+// on AVX-512, AVX2 and NEON) with 13 outputs (a remainder after groups of R = 4) and a ReLU
+// epilogue; K = 37 (a scalar tail after the vectors) on a rank-3 input without bias; K = 3 (less
+// than a vector: the one-dot-product-per-output loop).
+TEST_F(CompiledModelTest, GeneratedLinearWithOutputAndReductionRemainders) {
+    ScopedEnv generated_only("SOL_BACKENDS", std::string("dfp"));
+    ir::Graph g;
+    const int x = g.add_input("x", {3, 64}, DType::Float32);
+    const int t = g.add_input("t", {2, 3, 37}, DType::Float32);
+    const int s = g.add_input("s", {5, 3}, DType::Float32);
+    const int a = g.add_node(Op::Linear, {x, g.add_parameter("wa", {13, 64}, DType::Float32),
+                                          g.add_parameter("ba", {13}, DType::Float32)}, {}, "");
+    const int b = g.add_node(Op::Linear, {t, g.add_parameter("wb", {6, 37}, DType::Float32)}, {}, "");
+    const int c = g.add_node(Op::Linear, {s, g.add_parameter("wc", {9, 3}, DType::Float32),
+                                          g.add_parameter("bc", {9}, DType::Float32)}, {}, "");
+    g.set_outputs({g.add_node(Op::Relu, {a}, {}, ""), b, c});
+    auto model = compile_for_host(g);
+    EXPECT_EQ(model->kernel_calls(), 3u) << "linear + relu is one kernel";
+    EXPECT_EQ(model->library_calls(), 0u);
+
+    Tensors in{{"x", random_floats(3 * 64, 150)}, {"t", random_floats(6 * 37, 151)}, {"s", random_floats(15, 152)}};
+    Tensors ps{{"wa", random_floats(13 * 64, 153)}, {"ba", random_floats(13, 154)}, {"wb", random_floats(6 * 37, 155)},
+               {"wc", random_floats(27, 156)}, {"bc", random_floats(9, 157)}};
+    const auto out = run_model(*model, in, ps, true);
+    EXPECT_LE(max_abs_difference(out[0], ref::relu(ref::linear(in["x"], 3, 64, ps["wa"], 13, ps["ba"]))), kTolerance);
+    EXPECT_LE(max_abs_difference(out[1], ref::linear(in["t"], 6, 37, ps["wb"], 6, {})), kTolerance);
+    EXPECT_LE(max_abs_difference(out[2], ref::linear(in["s"], 5, 3, ps["wc"], 9, ps["bc"])), kTolerance);
+}
+
 TEST_F(CompiledModelTest, ResidualBlockAndLoweredBatchNorm) {
     ir::Graph g;
     const int x = g.add_input("x", {1, 4, 6, 6}, DType::Float32);

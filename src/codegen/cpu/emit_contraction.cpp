@@ -95,10 +95,11 @@ void emit_conv2d(KernelBuilder& b) {
 void emit_linear(KernelBuilder& b) {
     const ir::Shape& out = b.result().shape;
     const std::size_t rank = out.size();
-    const std::int64_t K = b.input(0).shape.back();
+    const std::int64_t K = b.input(0).shape.back(), N = out.back(), L = b.target().vector_width;
     const std::string x = b.pointer(b.anchor().inputs[0]);
     const std::string w = b.pointer(b.anchor().inputs[1]);
     const std::string bias = b.anchor().inputs.size() == 3 ? b.pointer(b.anchor().inputs[2]) : "";
+    const std::string last = "i" + std::to_string(rank - 1);
     // Row of x feeding this output element: the leading indices, flattened.
     std::string row = "0";
     std::int64_t stride = 1;
@@ -107,16 +108,58 @@ void emit_linear(KernelBuilder& b) {
         stride *= out[d];
     }
     auto& s = b.body;
-    s << "constexpr int64_t K = " << K << ";  // reduction length\n"
-      << b.parallel_for(static_cast<int>(rank), ir::element_count(out) * K) << b.open_loops(out, 0, rank)
-      << "{\n"
+    s << "constexpr int64_t K = " << K << ";  // reduction length\n";
+    if (L < 4 || K < L) {
+        s << b.parallel_for(static_cast<int>(rank), ir::element_count(out) * K) << b.open_loops(out, 0, rank)
+          << "{\n"
+          << "    const float* __restrict__ xs = " << x << " + (" << row << ") * K;\n"
+          << "    const float* __restrict__ ws = " << w << " + " << last << " * K;\n"
+          << "    float v = 0.0f;\n"
+          << "#pragma omp simd reduction(+ : v)\n"
+          << "    for (int64_t k = 0; k < K; ++k) v += xs[k] * ws[k];\n"
+          << (bias.empty() ? "" : "    v += " + bias + "[" + last + "];\n")
+          << indent(b.epilogue_and_store("v"), 4) << "}\n";
+        return;
+    }
+    // R output features at once, one vector accumulator each: every vector of x loaded feeds R
+    // independent FMA chains (one dot product per output waits on the FMA latency), and the R
+    // horizontal sums at the end overlap. Matters for batch-1 layers (a matrix-vector product).
+    constexpr std::int64_t R = 4;
+    s << "typedef float vec __attribute__((vector_size(" << L * 4 << ")));\n"
+      << "constexpr int64_t N = " << N << ", L = " << L << ", KV = " << K / L * L << ", R = " << R
+      << ";  // outputs, lanes, vectorized part of K, outputs per pass\n"
+      << b.parallel_for(static_cast<int>(rank), ir::element_count(out) * K) << b.open_loops(out, 0, rank - 1)
+      << "for (int64_t n0 = 0; n0 < N; n0 += R) {\n"
       << "    const float* __restrict__ xs = " << x << " + (" << row << ") * K;\n"
-      << "    const float* __restrict__ ws = " << w << " + i" << rank - 1 << " * K;\n"
-      << "    float v = 0.0f;\n"
+      << "    const int64_t count = N - n0 < R ? N - n0 : R;\n"
+      << "    float sums[R] = {};\n"
+      << "    if (count == R) {\n"
+      << "        const float* __restrict__ ws = " << w << " + n0 * K;\n"
+      << "        vec a0 = {}, a1 = {}, a2 = {}, a3 = {};\n"
+      << "        for (int64_t k = 0; k < KV; k += L) {\n"
+      << "            const vec xv = sol_vload<vec>(xs + k);\n"
+      << "            a0 += sol_vload<vec>(ws + k) * xv;\n"
+      << "            a1 += sol_vload<vec>(ws + K + k) * xv;\n"
+      << "            a2 += sol_vload<vec>(ws + 2 * K + k) * xv;\n"
+      << "            a3 += sol_vload<vec>(ws + 3 * K + k) * xv;\n"
+      << "        }\n"
+      << "        sums[0] = sol_vsum(a0), sums[1] = sol_vsum(a1), sums[2] = sol_vsum(a2), sums[3] = sol_vsum(a3);\n"
+      << "        for (int64_t k = KV; k < K; ++k)\n"
+      << "            for (int64_t j = 0; j < R; ++j) sums[j] += xs[k] * ws[j * K + k];\n"
+      << "    } else {  // the last outputs\n"
+      << "        for (int64_t j = 0; j < count; ++j) {\n"
+      << "            const float* __restrict__ ws = " << w << " + (n0 + j) * K;\n"
+      << "            float v = 0.0f;\n"
       << "#pragma omp simd reduction(+ : v)\n"
-      << "    for (int64_t k = 0; k < K; ++k) v += xs[k] * ws[k];\n"
-      << (bias.empty() ? "" : "    v += " + bias + "[i" + std::to_string(rank - 1) + "];\n")
-      << indent(b.epilogue_and_store("v"), 4) << "}\n";
+      << "            for (int64_t k = 0; k < K; ++k) v += xs[k] * ws[k];\n"
+      << "            sums[j] = v;\n"
+      << "        }\n"
+      << "    }\n"
+      << "    for (int64_t j = 0; j < count; ++j) {\n"
+      << "        const int64_t " << last << " = n0 + j;\n"
+      << "        float v = sums[j]" << (bias.empty() ? "" : " + " + bias + "[" + last + "]") << ";\n"
+      << indent(b.epilogue_and_store("v"), 8) << "    }\n"
+      << "}\n";
 }
 
 }  // namespace sol::codegen::cpu

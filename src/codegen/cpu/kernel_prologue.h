@@ -76,6 +76,7 @@ static inline bool sol_takes_max(float candidate, float best) { return candidate
 #endif
 typedef float sol_f32x16 __attribute__((vector_size(64)));
 typedef float sol_f32x8 __attribute__((vector_size(32)));
+typedef float sol_f32x4 __attribute__((vector_size(16)));
 template <typename V> static inline V sol_vload(const float* p) {
     V v;
     std::memcpy(&v, p, sizeof v);  // unaligned load (vmovups)
@@ -83,6 +84,20 @@ template <typename V> static inline V sol_vload(const float* p) {
 }
 template <typename V> static inline void sol_vstore(float* p, V v) { std::memcpy(p, &v, sizeof v); }
 template <typename V> static inline V sol_vsplat(float x) { return V{} + x; }
+// The sum of the lanes, by halving: log2(lanes) shuffles and adds (a lane-by-lane loop is one
+// dependent chain of as many adds).
+static inline float sol_vsum(sol_f32x4 v) {
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1);
+    v += __builtin_shufflevector(v, v, 1, 0, 3, 2);
+    return v[0];
+}
+static inline float sol_vsum(sol_f32x8 v) {
+    return sol_vsum(__builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7));
+}
+static inline float sol_vsum(sol_f32x16 v) {
+    return sol_vsum(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                    __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
+}
 template <typename V> static inline V sol_vrelu(V x) { return x < 0.0f ? V{} : x; }
 template <typename V> static inline V sol_vclamp(V x, float lo, float hi) {
     x = x < lo ? sol_vsplat<V>(lo) : x;
