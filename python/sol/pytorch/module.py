@@ -356,6 +356,9 @@ class SolModule(torch.nn.Module):
 
     def _check_input(self, position: int, value: Any, device_type: str, device: sol_device.Device) -> torch.Tensor:
         engine = self._sol
+        if (type(value) is torch.Tensor and value.dtype is engine.dtype and value.is_cpu and device_type == "cpu"
+                and value.dim() == engine.ranks[position] and value.is_contiguous()):
+            return value  # the common case, in as few reads as it takes
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"input {position} must be a torch.Tensor, got {type(value).__name__}")
         if value.dtype != engine.dtype:
@@ -402,7 +405,7 @@ class SolModule(torch.nn.Module):
         device, index = sol_device.get()
         device_type = _TORCH_DEVICE_TYPES[device]
         tensors = [self._check_input(i, value, device_type, device) for i, value in enumerate(inputs)]
-        shapes: Shapes = tuple(tuple(tensor.shape) for tensor in tensors)
+        shapes: Shapes = tuple([tuple(tensor.shape) for tensor in tensors])
         training = self.training
         # The call's random seed rides along as the last input (read by training-mode dropout,
         # which only graphs built per mode hold).
