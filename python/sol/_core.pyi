@@ -79,6 +79,7 @@ class CompiledModel:
     unique_kernels: int             # distinct generated kernels (identical layers share one)
     library_calls: int              # steps run by a vendor library (oneDNN) instead of generated code
     depth_first_calls: int          # kernels computing another kernel's result inside them (depth-first fusion)
+    aliased_reshapes: int           # reshapes that are no step: their output is their input's memory
     kernel_descriptions: list[str]  # every per-call step in order: "concat + mul + add + relu -> f32[...]  # origins"
     derived_bytes: int        # kept between calls for parameter-derived values
     tuned_calls: int          # library calls whose backend autotuning chose

@@ -156,6 +156,7 @@ NB_MODULE(_core, m) {
         .def_prop_ro("library_calls", &runtime::CompiledModel::library_calls)
         .def_prop_ro("unique_kernels", &runtime::CompiledModel::unique_kernels)
         .def_prop_ro("depth_first_calls", &runtime::CompiledModel::depth_first_calls)
+        .def_prop_ro("aliased_reshapes", &runtime::CompiledModel::aliased_reshapes)
         .def_prop_ro("kernel_descriptions", &runtime::CompiledModel::kernel_descriptions)
         .def_prop_ro("workspace_bytes", &runtime::CompiledModel::workspace_bytes)
         .def_prop_ro("derived_bytes", &runtime::CompiledModel::derived_bytes)

@@ -29,6 +29,24 @@ namespace {
 
 std::size_t byte_count(const ir::Tensor& t) { return ir::element_count(t.shape) * ir::byte_size(t.dtype); }
 
+// A reshape between row-major tensors changes no byte: its output can be the same memory as its
+// input instead of a copy, when nothing else reads that input (so no kernel can compute in place
+// over the one while the other is still to be read) and neither is a graph output (the caller's
+// memory). Returns the input, or -1 where the copy stays.
+int reshape_alias_source(const ir::Graph& graph, const codegen::KernelCall& call, const std::vector<int>& readers) {
+    if (call.parameter_stage || call.nodes.size() != 1 || graph.nodes()[call.nodes.front()].op != ir::Op::Reshape)
+        return -1;
+    const ir::Node& reshape = graph.nodes()[call.nodes.front()];
+    const ir::Tensor& in = graph.tensor(reshape.inputs.front());
+    const ir::Tensor& out = graph.tensor(reshape.output);
+    if (in.kind != ir::TensorKind::Intermediate || in.channel_block != 0 || out.channel_block != 0 ||
+        in.dtype != out.dtype || readers[in.id] != 1)
+        return -1;
+    for (int output : graph.outputs())
+        if (output == in.id || output == out.id) return -1;
+    return in.id;
+}
+
 }  // namespace
 
 CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, const CompileOptions& options)
@@ -82,9 +100,24 @@ void CompiledModel::load(const ir::Graph& graph, const std::vector<codegen::Kern
     std::map<int, int> tuning = options.autotuning ? load_tuning(tuning_path) : std::map<int, int>{};
     bool tuning_changed = false;
     std::vector<int> writer(graph.tensor_count(), -1);
+    // The tensor whose memory each tensor is (itself, but for aliased reshapes), and how many
+    // calls and graph outputs read each.
+    std::vector<int> storage_of(graph.tensor_count());
+    for (std::size_t id = 0; id < storage_of.size(); ++id) storage_of[id] = static_cast<int>(id);
+    std::vector<int> readers(graph.tensor_count(), 0);
+    for (const codegen::KernelCall& call : calls)
+        for (auto id = call.arguments.begin(); id + 1 < call.arguments.end(); ++id) ++readers[*id];
+    for (int output : graph.outputs()) ++readers[output];
     for (std::size_t index = 0; index < calls.size(); ++index) {
         const codegen::KernelCall& call = calls[index];
         codegen::KernelCall resolved = call;  // as a deployed copy will run it
+        if (const int source = reshape_alias_source(graph, call, readers);
+            source >= 0 && writer[storage_of[source]] >= 0 && !steps_[writer[storage_of[source]]].parameter_stage) {
+            storage_of[call.arguments.back()] = storage_of[source];  // no step: the same bytes, read as the new shape
+            ++aliased_reshapes_;
+            if (deployment_) deployment_->calls.push_back(std::move(resolved));
+            continue;
+        }
         Step step;
         step.description = (call.backend == "dfp" ? "" : "[" + call.backend + "] ") + call.description;
         step.arguments = call.arguments;
@@ -241,11 +274,13 @@ void CompiledModel::load(const ir::Graph& graph, const std::vector<codegen::Kern
         if (steps_[s].parameter_stage) continue;
         const int step = static_cast<int>(s);
         for (int id : steps_[s].arguments)
-            if (lifetime_of[id] >= 0) lifetimes[lifetime_of[id]].last_step = step;
+            if (lifetime_of[storage_of[id]] >= 0) lifetimes[lifetime_of[storage_of[id]]].last_step = step;
         const int result = steps_[s].arguments.back();
         if (locations_[result].place != Place::Constant) continue;
         lifetime_of[result] = static_cast<int>(lifetimes.size());
-        lifetimes.push_back({result, byte_count(graph.tensor(result)), step, step, steps_[s].may_overwrite});
+        const int overwritten = steps_[s].may_overwrite;
+        lifetimes.push_back({result, byte_count(graph.tensor(result)), step, step,
+                             overwritten >= 0 ? storage_of[overwritten] : -1});
     }
     // Tensors copied to outputs at the end must survive every step.
     for (const OutputCopy& copy : output_copies_)
@@ -269,6 +304,8 @@ void CompiledModel::load(const ir::Graph& graph, const std::vector<codegen::Kern
         else
             locations_[b.tensor] = {Place::Workspace, static_cast<std::size_t>(plan.offsets[b.tensor])};
     }
+    for (std::size_t id = 0; id < storage_of.size(); ++id)
+        if (storage_of[id] != static_cast<int>(id)) locations_[id] = locations_[storage_of[id]];
     workspace_bytes_ = plan.workspace_bytes;
     // Library kernels prepare (reorder) their weights in the parameter stage.
     profiling_ = std::getenv("SOL_PROFILE") != nullptr && std::string(std::getenv("SOL_PROFILE")) != "0";

@@ -154,10 +154,12 @@ TEST_F(CompiledConvTest, PointwiseConvRegisterTilesWithRemainders) {
 }
 
 // The padded-plane depthwise kernel in generated code (oneDNN off): 3x3 with
-// padding 1, 5x3 dilated with asymmetric padding, batch 2, odd planes, a
-// bias and a ReLU epilogue, against the direct convolution. Below the
-// parallel threshold (see OddChannelCountsAndLargePlanes).
-TEST_F(CompiledConvTest, DepthwiseStrideOnePaddedPlanes) {
+// padding 1, 5x3 dilated with asymmetric padding, 3x3 with stride 2 (four
+// phase planes; 9x11 leaves a last phase row and column short) and 5x5 with
+// stride (2, 3) and dilation 2, batch 2, odd planes, a bias and a ReLU
+// epilogue, against the direct convolution. Below the parallel threshold
+// (see OddChannelCountsAndLargePlanes).
+TEST_F(CompiledConvTest, DepthwisePaddedPhasePlanes) {
     constexpr ref::Index N = 2, C = 6, H = 9, W = 11;
     ScopedEnv generated_only("SOL_BACKENDS", std::string("dfp"));
     ir::Graph g;
@@ -167,16 +169,24 @@ TEST_F(CompiledConvTest, DepthwiseStrideOnePaddedPlanes) {
                              attrs({{"padding", Ints{1, 1}}, {"groups", std::int64_t{C}}}), "");
     const int d = g.add_node(Op::Conv2d, {x, g.add_parameter("wd", {C, 1, 5, 3}, DType::Float32)},
                              attrs({{"padding", Ints{3, 1}}, {"dilation", Ints{2, 1}}, {"groups", std::int64_t{C}}}), "");
-    g.set_outputs({g.add_node(Op::Relu, {a}, {}, ""), d});
+    const int s2 = g.add_node(Op::Conv2d, {x, g.add_parameter("ws", {C, 1, 3, 3}, DType::Float32)},
+                              attrs({{"stride", Ints{2, 2}}, {"padding", Ints{1, 1}}, {"groups", std::int64_t{C}}}), "");
+    const int s23 = g.add_node(Op::Conv2d, {x, g.add_parameter("wt", {C, 1, 5, 5}, DType::Float32)},
+                               attrs({{"stride", Ints{2, 3}}, {"padding", Ints{2, 3}}, {"dilation", Ints{2, 2}},
+                                      {"groups", std::int64_t{C}}}), "");
+    g.set_outputs({g.add_node(Op::Relu, {a}, {}, ""), d, s2, s23});
     auto model = compile_for_host(g);
-    EXPECT_EQ(model->kernel_calls(), 2u) << "conv + bias + relu is one kernel";
+    EXPECT_EQ(model->kernel_calls(), 4u) << "conv + bias + relu is one kernel";
     std::ifstream source(std::filesystem::path(model->library_path()).replace_extension(".cpp"));
     std::stringstream text;
     text << source.rdbuf();
-    EXPECT_NE(text.str().find("each plane zero-padded once"), std::string::npos) << "the padded-plane kernel";
+    std::size_t kernels = 0;
+    for (std::size_t at = 0; (at = text.str().find("each plane zero-padded once", at)) != std::string::npos; ++at) ++kernels;
+    EXPECT_EQ(kernels, 4u) << "the padded-plane kernel for every convolution";
 
     Tensors in{{"x", random_floats(N * C * H * W, 140)}};
-    Tensors ps{{"wa", random_floats(C * 9, 141)}, {"b", random_floats(C, 142)}, {"wd", random_floats(C * 15, 143)}};
+    Tensors ps{{"wa", random_floats(C * 9, 141)}, {"b", random_floats(C, 142)}, {"wd", random_floats(C * 15, 143)},
+               {"ws", random_floats(C * 9, 144)}, {"wt", random_floats(C * 25, 145)}};
     const auto result = run_model(*model, in, ps, true);
     ref::Index oh = 0, ow = 0;
     const auto expected_a = ref::relu(ref::conv2d(in["x"], N, C, H, W, ps["wa"], C, 3, 3, ps["b"],
@@ -186,6 +196,15 @@ TEST_F(CompiledConvTest, DepthwiseStrideOnePaddedPlanes) {
                                         {.pad_h = 3, .pad_w = 1, .dil_h = 2, .groups = C}, oh, ow);
     EXPECT_EQ(model->outputs()[1].shape, (ir::Shape{N, C, oh, ow}));
     EXPECT_LE(max_abs_difference(result[1], expected_d), kTolerance);
+    const auto expected_s2 = ref::conv2d(in["x"], N, C, H, W, ps["ws"], C, 3, 3, {},
+                                         {.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .groups = C}, oh, ow);
+    EXPECT_EQ(model->outputs()[2].shape, (ir::Shape{N, C, oh, ow}));
+    EXPECT_LE(max_abs_difference(result[2], expected_s2), kTolerance);
+    const auto expected_s23 = ref::conv2d(in["x"], N, C, H, W, ps["wt"], C, 5, 5, {},
+                                          {.stride_h = 2, .stride_w = 3, .pad_h = 2, .pad_w = 3, .dil_h = 2, .dil_w = 2,
+                                           .groups = C}, oh, ow);
+    EXPECT_EQ(model->outputs()[3].shape, (ir::Shape{N, C, oh, ow}));
+    EXPECT_LE(max_abs_difference(result[3], expected_s23), kTolerance);
 }
 
 // Output channels that no block size divides, and a 1x1 conv whose plane is

@@ -73,6 +73,8 @@ public:
     // fusion), and every per-call step's description in execution order
     // ("concat + mul + add + relu + adaptive_avg_pool2d -> f32[1, 1024, 1, 1]  # origins").
     int depth_first_calls() const { return depth_first_calls_; }
+    // Reshapes that run as no step at all: their output is their input's memory.
+    int aliased_reshapes() const { return aliased_reshapes_; }
     std::vector<std::string> kernel_descriptions() const;
     std::size_t workspace_bytes() const { return workspace_bytes_; }
     // The most per-call memory one library kernel takes inside the workspace
@@ -168,6 +170,7 @@ private:
     int tuned_calls_ = 0, measured_calls_ = 0;
     int unique_kernels_ = 0;
     int depth_first_calls_ = 0;
+    int aliased_reshapes_ = 0;
 
     std::shared_mutex derived_mutex_;  // writers: the parameter stage
     bool has_parameter_stage_ = false;

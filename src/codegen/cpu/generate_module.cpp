@@ -36,7 +36,7 @@ void emit(KernelBuilder& builder) {
     const ir::Op op = builder.anchor().op;
     if (op == ir::Op::Conv2d) {
         if (is_pointwise_conv(builder)) return emit_pointwise_conv(builder);
-        if (is_depthwise_stride1_conv(builder)) return emit_depthwise_conv(builder);
+        if (is_depthwise_conv_on_planes(builder)) return emit_depthwise_conv(builder);
         return emit_conv2d(builder);
     }
     if (ir::is_convolution_gradient(op) || op == ir::Op::MaxPool2dBackward || op == ir::Op::AvgPool2dBackward ||

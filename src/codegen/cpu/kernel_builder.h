@@ -164,8 +164,8 @@ void emit_conv2d(KernelBuilder& builder);
 // 1x1 convolutions on row-major images as register-tiled matrix products.
 bool is_pointwise_conv(const KernelBuilder& builder);
 void emit_pointwise_conv(KernelBuilder& builder);
-// Stride-1 depthwise convolutions on row-major images, a padded plane at a time.
-bool is_depthwise_stride1_conv(const KernelBuilder& builder);
+// Depthwise convolutions on row-major images, a padded plane (split by stride) at a time.
+bool is_depthwise_conv_on_planes(const KernelBuilder& builder);
 void emit_depthwise_conv(KernelBuilder& builder);
 void emit_linear(KernelBuilder& builder);
 void emit_pooling(KernelBuilder& builder);
