@@ -123,13 +123,18 @@ void emit_linear(KernelBuilder& b) {
     }
     // R output features at once, one vector accumulator each: every vector of x loaded feeds R
     // independent FMA chains (one dot product per output waits on the FMA latency), and the R
-    // horizontal sums at the end overlap. Matters for batch-1 layers (a matrix-vector product).
+    // horizontal sums at the end overlap. Matters for small batches (batch 1: a matrix-vector
+    // product), where oneDNN's blocked matrix product has little to block.
     constexpr std::int64_t R = 4;
+    // The work a thread's share must have to pay for starting the threads is counted in steps of
+    // the scalar loops (the other kernels'); this loop does R FMAs of a vector per step.
+    const std::int64_t kVectorMacsPerStep = R * L;
     s << "typedef float vec __attribute__((vector_size(" << L * 4 << ")));\n"
       << "constexpr int64_t N = " << N << ", L = " << L << ", KV = " << K / L * L << ", R = " << R
       << ";  // outputs, lanes, vectorized part of K, outputs per pass\n"
-      << b.parallel_for(static_cast<int>(rank), ir::element_count(out) * K) << b.open_loops(out, 0, rank - 1)
-      << "for (int64_t n0 = 0; n0 < N; n0 += R) {\n"
+      << b.parallel_for(static_cast<int>(rank), ir::element_count(out) * K / kVectorMacsPerStep)
+      << "for (int64_t n0 = 0; n0 < N; n0 += R)  // outer: the R rows of weights stay in L1 for every row of x\n"
+      << b.open_loops(out, 0, rank - 1) << "{\n"
       << "    const float* __restrict__ xs = " << x << " + (" << row << ") * K;\n"
       << "    const int64_t count = N - n0 < R ? N - n0 : R;\n"
       << "    float sums[R] = {};\n"
