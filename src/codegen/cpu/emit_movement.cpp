@@ -2,8 +2,30 @@
 // concat and slice.
 #include "kernel_builder.h"
 
+#include <algorithm>
+#include <sstream>
+
 namespace sol::codegen::cpu {
 namespace {
+
+// Elements per memcpy when threads share a copy.
+constexpr std::int64_t kCopyChunk = 16 * 1024;
+
+// A concat's part: `runs` runs of `run` elements, run r from source + r * run to out + offset +
+// r * out_stride. Copied in chunks the threads share (one image's run is megabytes in SqueezeNet).
+std::string copy_runs(const KernelBuilder& b, const std::string& source, std::int64_t runs, std::int64_t run,
+                      std::int64_t out_stride, std::int64_t offset) {
+    const std::int64_t chunks = (run + kCopyChunk - 1) / kCopyChunk;
+    std::ostringstream s;
+    s << b.parallel_for(2, runs * run) << "for (int64_t r = 0; r < " << runs << "; ++r)\n"
+      << "for (int64_t k = 0; k < " << chunks << "; ++k) {\n"
+      << "    const int64_t from = k * " << kCopyChunk << ", count = " << run << " - from < " << kCopyChunk << " ? "
+      << run << " - from : " << kCopyChunk << ";\n"
+      << "    std::memcpy(out + r * " << out_stride << " + " << offset << " + from, " << source << " + r * " << run
+      << " + from, count * sizeof(" << b.value_type() << "));\n"
+      << "}\n";
+    return s.str();
+}
 
 std::vector<std::int64_t> contiguous_strides(const ir::Shape& shape) {
     std::vector<std::int64_t> strides(shape.size(), 1);
@@ -20,7 +42,9 @@ void emit_permute(KernelBuilder& b) {
         source_offset += (d ? " + i" : "i") + std::to_string(d) + "*" + std::to_string(in_strides[dims[d]]);
     if (source_offset.empty()) source_offset = "0";
     const std::string x = b.pointer(b.anchor().inputs[0]);
-    b.body << b.parallel_for(1, ir::element_count(out)) << b.open_loops(out, 0, out.size())
+    // The threads share the leading axes (the batch alone is 1 at inference).
+    const int shared = static_cast<int>(std::min<std::size_t>(3, out.size() > 1 ? out.size() - 1 : out.size()));
+    b.body << b.parallel_for(shared, ir::element_count(out)) << b.open_loops(out, 0, out.size())
            << "    out[" << b.output_offset() << "] = " << x << "[" << source_offset << "];\n";
 }
 
@@ -37,10 +61,8 @@ void emit_blocked_channel_concat(KernelBuilder& b) {
         const std::string x = b.pointer(input);
         const int block = out.channel_block;
         if (block > 0 && part.channel_block == block && first_channel % block == 0) {
-            const std::int64_t run = part.shape[1] * plane;  // floats per image
-            b.body << "for (int64_t i0 = 0; i0 < " << out.shape[0] << "; ++i0)\n"
-                   << "    std::memcpy(out + i0 * " << out.shape[1] * plane << " + " << first_channel * plane << ", "
-                   << x << " + i0 * " << run << ", " << run << " * sizeof(float));\n";
+            // A run of whole blocks per image.
+            b.body << copy_runs(b, x, out.shape[0], part.shape[1] * plane, out.shape[1] * plane, first_channel * plane);
         } else {
             const std::vector<std::string> index{"i0", "i1", "i2", "i3"};
             const std::vector<std::string> shifted{"i0", "i1 + " + std::to_string(first_channel), "i2", "i3"};
@@ -88,14 +110,10 @@ void emit_concat(KernelBuilder& b) {
     std::int64_t outer = 1, inner = 1;
     for (std::int64_t d = 0; d < axis; ++d) outer *= out[d];
     for (std::size_t d = axis + 1; d < out.size(); ++d) inner *= out[d];
-    const std::string type = b.value_type();
-    b.body << "constexpr int64_t outer = " << outer << ", out_block = " << out[axis] * inner << ";\n";
     std::int64_t offset = 0;
     for (int input : b.anchor().inputs) {
         const std::int64_t block = b.graph().tensor(input).shape[axis] * inner;
-        b.body << "for (int64_t o = 0; o < outer; ++o)\n"
-               << "    std::memcpy(out + o * out_block + " << offset << ", " << b.pointer(input) << " + o * " << block
-               << ", " << block << " * sizeof(" << type << "));\n";
+        b.body << copy_runs(b, b.pointer(input), outer, block, out[axis] * inner, offset);
         offset += block;
     }
 }
