@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from solcheck import Lambda, check_module
+from solcheck import Lambda, check_module, eager, optimize
 
 # (input shape, MaxPool2d arguments)
 MAXPOOL_CASES = {
@@ -24,6 +24,21 @@ MAXPOOL_CASES = {
 def test_maxpool2d(case):
     shape, kwargs = MAXPOOL_CASES[case]
     check_module(nn.Sequential(nn.MaxPool2d(**kwargs)), torch.randn(shape))
+
+
+def test_channel_blocked_maxpool_keeps_nans_and_pads_with_minus_infinity():
+    """Between two convolutions the pool reads channel blocks (NCHW16c on AVX-512, 8c on AVX2):
+    NaNs from one input pixel reach the windows around it, as in PyTorch, and all-negative
+    values beside the padding stay (the padding acts as -inf)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.MaxPool2d(3, 2, padding=1), nn.Conv2d(32, 16, 1)).eval()
+    with torch.no_grad():
+        model[0].bias.fill_(-50.0)  # every conv output negative but near the NaN
+    x = torch.rand(1, 3, 13, 13)
+    x[0, 1, 6, 4] = float("nan")
+    expected = eager(model, x)
+    assert expected.isnan().any() and not expected.isnan().all(), "test set-up: some windows see the NaN"
+    torch.testing.assert_close(optimize(model, x)(x), expected, rtol=1e-4, atol=1e-4, equal_nan=True)
 
 
 def test_maxpool2d_all_negative_padded():

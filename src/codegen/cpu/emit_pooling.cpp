@@ -90,6 +90,35 @@ void emit_blocked_pooling(KernelBuilder& b) {
         return;
     }
     const bool max = node.op == ir::Op::MaxPool2d;
+    if (!b.has_prologue()) {
+        // Read from memory: each output pixel's block reduced in one register over its taps (one
+        // load per tap), rather than B-lane accumulators in memory updated tap by tap.
+        s << window_constants(node, in, out)
+          << "typedef float vec __attribute__((vector_size(" << block * 4 << ")));\n"
+          << b.parallel_for(3, ir::element_count(out) * window_size(node)) << b.open_loops(out, 0, 1)
+          << "for (int64_t c0 = 0; c0 < CB; ++c0)\n" << b.open_loops(out, 2, 3) << "{\n" << plane
+          << "    for (int64_t i3 = 0; i3 < OW; ++i3) {\n"
+          << "        vec acc = sol_vsplat<vec>(" << (max ? "-INFINITY" : "0.0f") << ");\n"
+          << "        for (int64_t kh = 0; kh < KH; ++kh) {\n"
+          << "            const int64_t ih = i2 * SH - PH + kh * DH;\n"
+          << "            if (ih < 0 || ih >= H) continue;\n"
+          << "            for (int64_t kw = 0; kw < KW; ++kw) {\n"
+          << "                const int64_t iw = i3 * SW - PW + kw * DW;\n"
+          << "                if (iw < 0 || iw >= W) continue;\n"
+          << "                const vec candidate = sol_vload<vec>(plane + (ih * W + iw) * B);\n"
+          << (max ? "                acc = (candidate > acc) | (candidate != candidate) ? candidate : acc;  // the first NaN stays\n"
+                  : "                acc += candidate;\n")
+          << "            }\n"
+          << "        }\n"
+          << "        for (int64_t c1 = 0; c1 < B; ++c1) {\n"
+          << "            const int64_t i1 = c0 * B + c1;\n"
+          << "            (void)i1;\n"
+          << indent(max ? "float v = acc[c1];\n" : average(node, "acc[c1]"), 12)
+          << indent(b.epilogue_and_store("v"), 12) << "        }\n"
+          << "    }\n"
+          << "}\n";
+        return;
+    }
     s << window_constants(node, in, out)
       << b.parallel_for(3, ir::element_count(out) * window_size(node)) << b.open_loops(out, 0, 1)
       << "for (int64_t c0 = 0; c0 < CB; ++c0)\n" << b.open_loops(out, 2, 3) << "{\n" << plane
