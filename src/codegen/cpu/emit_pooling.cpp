@@ -38,6 +38,33 @@ std::string window_constants(const ir::Node& node, const ir::Shape& in, const ir
 
 namespace {
 
+// Output columns [first, second) whose window lies inside the input row: no tap needs a bounds
+// check there.
+std::pair<std::int64_t, std::int64_t> inner_columns(const ir::Node& node, const ir::Shape& in, const ir::Shape& out) {
+    const auto kernel = node.attrs.get_ints("kernel");
+    const std::int64_t kw = kernel.back(), sw = node.attrs.get_ints("stride", kernel).back();
+    const std::int64_t pw = node.attrs.get_ints("padding", {0, 0}).back();
+    const bool max = node.op == ir::Op::MaxPool2d;
+    const std::int64_t dw = max ? node.attrs.get_ints("dilation", {1, 1}).back() : 1;
+    std::int64_t first = 0, end = out[3];
+    while (first < end && first * sw - pw < 0) ++first;
+    while (end > first && (end - 1) * sw - pw + (kw - 1) * dw >= in[3]) --end;
+    return {first, end};
+}
+
+// The end of a blocked pooling kernel's pixel: register `acc` through the fused chain into the
+// output, as one vector where the chain has vector forms (a max needs no divisor per pixel), else
+// lane by lane.
+std::string store_pooled(KernelBuilder& b, bool max, const ir::Node& node) {
+    if (const std::string chain = max ? b.vector_chain_and_store(1, true) : ""; !chain.empty())
+        return "        " + b.vector_type() + " v = acc;\n" + indent(chain, 8) + "    }\n}\n";
+    return "        for (int64_t c1 = 0; c1 < B; ++c1) {\n"
+           "            const int64_t i1 = c0 * B + c1;\n"
+           "            (void)i1;\n" +
+           indent(max ? "float v = acc[c1];\n" : average(node, "acc[c1]"), 12) +
+           indent(b.epilogue_and_store("v"), 12) + "        }\n    }\n}\n";
+}
+
 // Taps per output element (the work estimate for threading).
 std::int64_t window_size(const ir::Node& node) {
     const auto kernel = node.attrs.get_ints("kernel");
@@ -93,30 +120,34 @@ void emit_blocked_pooling(KernelBuilder& b) {
     if (!b.has_prologue()) {
         // Read from memory: each output pixel's block reduced in one register over its taps (one
         // load per tap), rather than B-lane accumulators in memory updated tap by tap.
+        const auto inner = inner_columns(node, in, out);
         s << window_constants(node, in, out)
           << "typedef float vec __attribute__((vector_size(" << block * 4 << ")));\n"
+          << "typedef int lanes __attribute__((vector_size(" << block * 4 << ")));  // comparison results\n"
           << b.parallel_for(3, ir::element_count(out) * window_size(node)) << b.open_loops(out, 0, 1)
           << "for (int64_t c0 = 0; c0 < CB; ++c0)\n" << b.open_loops(out, 2, 3) << "{\n" << plane
+          << "    // The window rows inside the image, and the columns whose window is inside it.\n"
+          << "    int64_t kh_lo = 0, kh_hi = KH;\n"
+          << "    while (kh_lo < KH && i2 * SH - PH + kh_lo * DH < 0) ++kh_lo;\n"
+          << "    while (kh_hi > kh_lo && i2 * SH - PH + (kh_hi - 1) * DH >= H) --kh_hi;\n"
+          << "    constexpr int64_t inner_lo = " << inner.first << ", inner_hi = " << inner.second << ";\n"
           << "    for (int64_t i3 = 0; i3 < OW; ++i3) {\n"
           << "        vec acc = sol_vsplat<vec>(" << (max ? "-INFINITY" : "0.0f") << ");\n"
-          << "        for (int64_t kh = 0; kh < KH; ++kh) {\n"
-          << "            const int64_t ih = i2 * SH - PH + kh * DH;\n"
-          << "            if (ih < 0 || ih >= H) continue;\n"
+          << (max ? "        lanes nan = {};  // lanes that met a NaN\n" : "")
+          << "        const bool inside = i3 >= inner_lo && i3 < inner_hi;\n"
+          << "        for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {\n"
+          << "            const float* __restrict__ row = plane + (i2 * SH - PH + kh * DH) * W * B;\n"
           << "            for (int64_t kw = 0; kw < KW; ++kw) {\n"
           << "                const int64_t iw = i3 * SW - PW + kw * DW;\n"
-          << "                if (iw < 0 || iw >= W) continue;\n"
-          << "                const vec candidate = sol_vload<vec>(plane + (ih * W + iw) * B);\n"
-          << (max ? "                acc = (candidate > acc) | (candidate != candidate) ? candidate : acc;  // the first NaN stays\n"
+          << "                if (!inside && (iw < 0 || iw >= W)) continue;\n"
+          << "                const vec candidate = sol_vload<vec>(row + iw * B);\n"
+          << (max ? "                acc = candidate > acc ? candidate : acc;  // one vmaxps; ties keep the earlier tap\n"
+                    "                nan |= candidate != candidate;\n"
                   : "                acc += candidate;\n")
           << "            }\n"
           << "        }\n"
-          << "        for (int64_t c1 = 0; c1 < B; ++c1) {\n"
-          << "            const int64_t i1 = c0 * B + c1;\n"
-          << "            (void)i1;\n"
-          << indent(max ? "float v = acc[c1];\n" : average(node, "acc[c1]"), 12)
-          << indent(b.epilogue_and_store("v"), 12) << "        }\n"
-          << "    }\n"
-          << "}\n";
+          << (max ? "        acc = nan ? sol_vsplat<vec>(NAN) : acc;  // a NaN tap wins, as in PyTorch\n" : "")
+          << store_pooled(b, max, node);
         return;
     }
     s << window_constants(node, in, out)
