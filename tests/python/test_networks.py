@@ -190,8 +190,9 @@ def test_parameter_of_another_shape_is_refused():
 
 
 def test_writes_through_data_are_seen_after_reload_parameters():
-    """`.data` writes bypass PyTorch's version counter, so SOL cannot notice them by itself;
-    reload_parameters() makes the next call recompute what it derived (folded BatchNorm,
+    """`.data` writes bypass PyTorch's version counter, and direct writes into a module's
+    dictionaries its registration hooks, so SOL cannot notice them by itself; reload_parameters()
+    makes the next call read the tensors again and recompute what it derived (folded BatchNorm,
     reordered conv weights)."""
     model = small_cnn(seed=11)
     x = torch.randn(2, 3, 16, 16)
@@ -203,6 +204,13 @@ def test_writes_through_data_are_seen_after_reload_parameters():
     assert max_rel_error(after, before) > 1e-3, "test set-up: the writes should change the output"
     sol_model.reload_parameters()
     assert_close_rel(sol_model(x), after, name="after .data writes and reload_parameters()")
+    # A tensor put into a module's buffer dictionary directly (as Module._apply does) announces
+    # nothing either.
+    new_mean = torch.randn(8)
+    sol_model.get_submodule("features.1")._buffers["running_mean"] = new_mean
+    model.features[1]._buffers["running_mean"] = new_mean
+    sol_model.reload_parameters()
+    assert_close_rel(sol_model(x), eager(model, x), name="after a direct buffer write and reload_parameters()")
 
 
 @pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad_enabled"])

@@ -49,7 +49,8 @@ class _Registrations:
     compiled model reads are those it resolved last: a call then reads only their pointers and
     version counters, not every owner's dictionaries. (That matters: after a call has streamed
     the weights through the caches, each dictionary read is a cache miss, and MobileNetV2 has 262
-    parameter tensors.)"""
+    parameter tensors.) Not announced: `del module.weight` and writes into `module._parameters`
+    or `_buffers` themselves (as `Module._apply` does for buffers); reload_parameters() covers those."""
 
     count = 0
 
@@ -522,11 +523,14 @@ class SolModule(torch.nn.Module):
         """Make the next call re-read every parameter and recompute what SOL derived from them
         (folded BatchNorm, reordered weights). Calls notice replaced tensors, in-place updates and
         `weight.data = w` by themselves; this is needed only after in-place writes through `.data`
-        (`weight.data.mul_(2)`), which PyTorch hides from the tensor's version counter."""
+        (`weight.data.mul_(2)`), which PyTorch hides from the tensor's version counter, and after
+        tensors were put into a module's `_parameters` or `_buffers` dictionary directly."""
         with self._sol.lock:
+            self._sol.slots_resolved_at = -1
             for compiled in self._sol.compiled.values():
                 for entry in (compiled.forward, compiled.backward) if isinstance(compiled, _TrainingPair) else (compiled,):
                     entry.fingerprint = None
+                    entry.resolved_at = -1
 
     def extra_repr(self) -> str:
         shapes = sorted({key[0] for key in self._sol.compiled})

@@ -92,6 +92,9 @@ void emit_conv2d(KernelBuilder& b) {
       << "}\n";
 }
 
+// Weights (floats) beyond one core's L2 (512 KiB).
+constexpr std::int64_t kStreamedWeights = 128 * 1024;
+
 void emit_linear(KernelBuilder& b) {
     const ir::Shape& out = b.result().shape;
     const std::size_t rank = out.size();
@@ -126,13 +129,15 @@ void emit_linear(KernelBuilder& b) {
     // horizontal sums at the end overlap. Matters for small batches (batch 1: a matrix-vector
     // product), where oneDNN's blocked matrix product has little to block.
     constexpr std::int64_t R = 4;
-    // The work a thread's share must have to pay for starting the threads is counted in steps of
-    // the scalar loops (the other kernels'); this loop does R FMAs of a vector per step.
-    const std::int64_t kVectorMacsPerStep = R * L;
+    // Threads pay off when there are many vector steps (R FMAs of a vector each; the threshold
+    // counts scalar steps), or when the weights are more than one core's L2 holds: a batch-1
+    // layer then streams them from memory, and two cores stream twice as fast.
+    const std::int64_t steps = ir::element_count(out) * K / (R * L), weights = N * K;
+    const std::int64_t work = std::max(steps, weights >= kStreamedWeights ? b.target().parallel_threshold : 0);
     s << "typedef float vec __attribute__((vector_size(" << L * 4 << ")));\n"
       << "constexpr int64_t N = " << N << ", L = " << L << ", KV = " << K / L * L << ", R = " << R
       << ";  // outputs, lanes, vectorized part of K, outputs per pass\n"
-      << b.parallel_for(static_cast<int>(rank), ir::element_count(out) * K / kVectorMacsPerStep)
+      << b.parallel_for(static_cast<int>(rank), work)
       << "for (int64_t n0 = 0; n0 < N; n0 += R)  // outer: the R rows of weights stay in L1 for every row of x\n"
       << b.open_loops(out, 0, rank - 1) << "{\n"
       << "    const float* __restrict__ xs = " << x << " + (" << row << ") * K;\n"
