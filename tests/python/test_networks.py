@@ -190,9 +190,8 @@ def test_parameter_of_another_shape_is_refused():
 
 
 def test_writes_through_data_are_seen_after_reload_parameters():
-    """`.data` writes bypass PyTorch's version counter, and direct writes into a module's
-    dictionaries its registration hooks, so SOL cannot notice them by itself; reload_parameters()
-    makes the next call read the tensors again and recompute what it derived (folded BatchNorm,
+    """`.data` writes bypass PyTorch's version counter, so SOL cannot notice them by itself;
+    reload_parameters() makes the next call recompute what it derived (folded BatchNorm,
     reordered conv weights)."""
     model = small_cnn(seed=11)
     x = torch.randn(2, 3, 16, 16)
@@ -204,13 +203,36 @@ def test_writes_through_data_are_seen_after_reload_parameters():
     assert max_rel_error(after, before) > 1e-3, "test set-up: the writes should change the output"
     sol_model.reload_parameters()
     assert_close_rel(sol_model(x), after, name="after .data writes and reload_parameters()")
-    # A tensor put into a module's buffer dictionary directly (as Module._apply does) announces
-    # nothing either.
+
+
+def test_direct_dictionary_writes_and_functional_call_are_seen():
+    """Tensors put into a module's dictionaries directly (as Module._apply and
+    torch.func.functional_call do) are what the next call reads, in eval and in training mode."""
+    model = small_cnn(seed=12)
+    x = torch.randn(2, 3, 16, 16)
+    sol_model = optimize(model, x)
+    sol_model(x)
     new_mean = torch.randn(8)
     sol_model.get_submodule("features.1")._buffers["running_mean"] = new_mean
     model.features[1]._buffers["running_mean"] = new_mean
-    sol_model.reload_parameters()
-    assert_close_rel(sol_model(x), eager(model, x), name="after a direct buffer write and reload_parameters()")
+    assert_close_rel(sol_model(x), eager(model, x), name="after a direct buffer write")
+    torch.manual_seed(13)
+    swapped = {"features.4.weight": torch.randn(16, 8, 3, 3), "classifier.bias": torch.randn(10)}
+    with torch.no_grad():
+        expected = torch.func.functional_call(model, swapped, (x,))
+        got = torch.func.functional_call(sol_model, swapped, (x,))
+    assert max_rel_error(expected, eager(model, x)) > 1e-3, "test set-up: the swapped tensors should matter"
+    assert_close_rel(got, expected, name="functional_call")
+    assert_close_rel(sol_model(x), eager(model, x), name="after functional_call: the module's own tensors again")
+    # Training mode: the gradients belong to the tensors the forward pass used.
+    model.train(), sol_model.train()
+    weight = swapped["features.4.weight"].clone().requires_grad_()
+    expected_loss = torch.func.functional_call(model, {"features.4.weight": weight}, (x,)).square().sum()
+    (expected_grad,) = torch.autograd.grad(expected_loss, weight)
+    weight_sol = swapped["features.4.weight"].clone().requires_grad_()
+    loss = torch.func.functional_call(sol_model, {"features.4.weight": weight_sol}, (x,)).square().sum()
+    (grad,) = torch.autograd.grad(loss, weight_sol)
+    assert_close_rel(grad, expected_grad, name="gradient through functional_call")
 
 
 @pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad_enabled"])

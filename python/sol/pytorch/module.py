@@ -43,25 +43,63 @@ Shapes = tuple[tuple[int, ...], ...]
 
 
 class _Registrations:
-    """Counts parameters, buffers and submodules registered or replaced on any nn.Module in the
-    process (PyTorch's global registration hooks; `module.weight = nn.Parameter(...)` and
-    `load_state_dict(assign=True)` go through them). While the count is unchanged, the tensors a
+    """Counts writes into the `_parameters`, `_buffers` and `_modules` dictionaries of the
+    optimized model's modules (made _WatchedDicts by SolModule; `module.weight = nn.Parameter(...)`,
+    a replaced submodule, `load_state_dict(assign=True)`, `Module._apply` and
+    `torch.func.functional_call` all write there). While the count is unchanged, the tensors a
     compiled model reads are those it resolved last: a call then reads only their pointers and
-    version counters, not every owner's dictionaries. (That matters: after a call has streamed
-    the weights through the caches, each dictionary read is a cache miss, and MobileNetV2 has 262
-    parameter tensors.) Not announced: `del module.weight` and writes into `module._parameters`
-    or `_buffers` themselves (as `Module._apply` does for buffers); reload_parameters() covers those."""
+    version counters, not every owner's dictionaries. (That matters: after a call has streamed the
+    weights through the caches, each dictionary read is a cache miss, and MobileNetV2 has 262
+    parameter tensors.)"""
 
+    _numbers = itertools.count(1)
     count = 0
 
     @staticmethod
-    def note(*_: Any) -> None:
-        _Registrations.count += 1  # returns None: the registration itself is left alone
+    def note() -> None:
+        # next() on an itertools.count is atomic: concurrent writers never share a number.
+        _Registrations.count = next(_Registrations._numbers)
 
 
-torch.nn.modules.module.register_module_parameter_registration_hook(_Registrations.note)
-torch.nn.modules.module.register_module_buffer_registration_hook(_Registrations.note)
-torch.nn.modules.module.register_module_module_registration_hook(_Registrations.note)
+class _WatchedDict(dict):
+    """A module's parameter, buffer or submodule dictionary that counts its writes (after making
+    them: a reader resolving in between sees the new value, then resolves again)."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        _Registrations.note()
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        _Registrations.note()
+
+    def __ior__(self, other: Any) -> "_WatchedDict":
+        self.update(other)
+        return self
+
+    def _changed(method):  # noqa: N805  (wraps the other mutating methods)
+        def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+            result = method(self, *args, **kwargs)
+            _Registrations.note()
+            return result
+
+        return wrapper
+
+    pop = _changed(dict.pop)
+    popitem = _changed(dict.popitem)
+    clear = _changed(dict.clear)
+    update = _changed(dict.update)
+    setdefault = _changed(dict.setdefault)
+    del _changed
+
+
+def _watch(root: torch.nn.Module) -> None:
+    """Makes the dictionaries of `root` and every module under it _WatchedDicts (idempotent)."""
+    for module in root.modules():
+        for name in ("_parameters", "_buffers", "_modules"):
+            table = module.__dict__.get(name)
+            if table is not None and not isinstance(table, _WatchedDict):
+                module.__dict__[name] = _WatchedDict(table)
 
 
 @dataclass
@@ -208,6 +246,7 @@ class SolModule(torch.nn.Module):
                     value = getattr(traced, str(node.target))
                     if isinstance(value, torch.Tensor):
                         self.register_buffer(str(node.target), value, persistent=False)
+        _watch(self)  # writes into the modules' dictionaries are counted (see _Registrations)
         # Only this module's own flag: the children keep theirs (a frozen BatchNorm stays in eval).
         self.training = model.training
         names = [str(node.target) for node in graph_module.graph.nodes if node.op == "placeholder"]
@@ -325,15 +364,15 @@ class SolModule(torch.nn.Module):
 
     def _slot(self, name: str) -> tuple[dict[str, Any], str, bool]:
         """Where parameter `name` lives: its owner's `_parameters`, `_buffers` or `__dict__`, the
-        key, and whether replacing it there is announced by a registration hook (true for
-        parameters and buffers). Resolved again whenever anything was registered (see
-        _Registrations), so `module.weight = nn.Parameter(...)` and a replaced submodule are
-        honoured; reading the dict directly is much cheaper than nn.Module.__getattr__."""
+        key, and whether a write there is counted (see _Registrations: true for parameters and
+        buffers). Resolved again after any counted write, so `module.weight = nn.Parameter(...)`
+        and a replaced submodule are honoured; reading the dict directly is much cheaper than
+        nn.Module.__getattr__."""
         owner_path, _, attribute = name.rpartition(".")
         owner = self.get_submodule(owner_path) if owner_path else self
         for storage in (owner._parameters, owner._buffers):
             if attribute in storage:
-                return storage, attribute, True
+                return storage, attribute, isinstance(storage, _WatchedDict)
         if attribute in owner.__dict__:
             return owner.__dict__, attribute, False
         raise RuntimeError(f"SOL model parameter {name!r} is not an attribute of {type(owner).__name__}")
@@ -341,10 +380,15 @@ class SolModule(torch.nn.Module):
     def _parameters_of(self, entry: _Compiled) -> list[Any]:
         """The tensors `entry` reads, in its parameter order; caller holds the engine lock."""
         if entry.resolved_at != _Registrations.count:
-            entry.resolved_at = _Registrations.count  # first: a registration meanwhile resolves again
-            entry.parameter_slots = [self._slot(name) for name in entry.parameter_names]
-            entry.resolved = [storage.get(key) for storage, key, _ in entry.parameter_slots]
-            entry.unannounced = [i for i, (_, _, announced) in enumerate(entry.parameter_slots) if not announced]
+            # The count first (a write meanwhile makes the next call resolve again); the new state
+            # published only once resolved (if _slot raises, the next call tries again).
+            count = _Registrations.count
+            _watch(self)  # submodules put in since
+            slots = [self._slot(name) for name in entry.parameter_names]
+            entry.parameter_slots = slots
+            entry.resolved = [storage.get(key) for storage, key, _ in slots]
+            entry.unannounced = [i for i, (_, _, announced) in enumerate(slots) if not announced]
+            entry.resolved_at = count
         if not entry.unannounced:
             return entry.resolved
         current = list(entry.resolved)
@@ -450,8 +494,9 @@ class SolModule(torch.nn.Module):
         none, and no activations are kept either."""
         engine = self._sol
         if engine.slots_resolved_at != _Registrations.count:
-            engine.slots_resolved_at = _Registrations.count
+            count = _Registrations.count  # as in _parameters_of: other threads see the old state or the new
             engine.parameter_slots = [(name, *self._slot(name)[:2]) for name, _ in self.named_parameters()]
+            engine.slots_resolved_at = count
         names, parameters = [], []
         for name, storage, key in engine.parameter_slots:
             parameter = storage.get(key)
@@ -521,10 +566,9 @@ class SolModule(torch.nn.Module):
 
     def reload_parameters(self) -> None:
         """Make the next call re-read every parameter and recompute what SOL derived from them
-        (folded BatchNorm, reordered weights). Calls notice replaced tensors, in-place updates and
-        `weight.data = w` by themselves; this is needed only after in-place writes through `.data`
-        (`weight.data.mul_(2)`), which PyTorch hides from the tensor's version counter, and after
-        tensors were put into a module's `_parameters` or `_buffers` dictionary directly."""
+        (folded BatchNorm, reordered weights). Calls notice replaced tensors and modules, in-place
+        updates and `weight.data = w` by themselves; this is needed only after in-place writes
+        through `.data` (`weight.data.mul_(2)`), which PyTorch hides from the version counter."""
         with self._sol.lock:
             self._sol.slots_resolved_at = -1
             for compiled in self._sol.compiled.values():

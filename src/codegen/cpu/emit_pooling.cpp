@@ -77,8 +77,9 @@ std::string prologue_tables(KernelBuilder& b) {
     return b.has_prologue() && first.op == ir::Op::Concat ? b.declare_concat_parts(first) : "";
 }
 
-// Channel-blocked input (NCHW{B}c): each tap is one B-lane vector per output
-// column, the block's accumulators for an output row stay in L1.
+// Channel-blocked input (NCHW{B}c): each tap is one B-lane vector. Read from
+// memory, each output pixel's block is reduced in one register; read through
+// a fused concat, the block's accumulators for an output row stay in L1.
 void emit_blocked_pooling(KernelBuilder& b) {
     const ir::Node& node = b.anchor();
     const ir::Shape& in = b.input(0).shape;

@@ -85,7 +85,8 @@ template <typename V> static inline V sol_vload(const float* p) {
 template <typename V> static inline void sol_vstore(float* p, V v) { std::memcpy(p, &v, sizeof v); }
 template <typename V> static inline V sol_vsplat(float x) { return V{} + x; }
 // The sum of the lanes, by halving: log2(lanes) shuffles and adds (a lane-by-lane loop is one
-// dependent chain of as many adds).
+// dependent chain of as many adds). __builtin_shufflevector: clang, and GCC from 12 on.
+#if defined(__clang__) || __GNUC__ >= 12
 static inline float sol_vsum(sol_f32x4 v) {
     v += __builtin_shufflevector(v, v, 2, 3, 0, 1);
     v += __builtin_shufflevector(v, v, 1, 0, 3, 2);
@@ -98,6 +99,16 @@ static inline float sol_vsum(sol_f32x16 v) {
     return sol_vsum(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
                     __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
 }
+#else
+template <typename V> static inline float sol_vsum(V v) {
+    constexpr int lanes = sizeof(V) / sizeof(float);
+    float x[lanes];
+    std::memcpy(x, &v, sizeof v);
+    for (int width = lanes / 2; width > 0; width /= 2)
+        for (int k = 0; k < width; ++k) x[k] += x[k + width];
+    return x[0];
+}
+#endif
 template <typename V> static inline V sol_vrelu(V x) { return x < 0.0f ? V{} : x; }
 template <typename V> static inline V sol_vclamp(V x, float lo, float hi) {
     x = x < lo ? sol_vsplat<V>(lo) : x;
