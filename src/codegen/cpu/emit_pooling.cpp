@@ -38,20 +38,6 @@ std::string window_constants(const ir::Node& node, const ir::Shape& in, const ir
 
 namespace {
 
-// Output columns [first, second) whose window lies inside the input row: no tap needs a bounds
-// check there.
-std::pair<std::int64_t, std::int64_t> inner_columns(const ir::Node& node, const ir::Shape& in, const ir::Shape& out) {
-    const auto kernel = node.attrs.get_ints("kernel");
-    const std::int64_t kw = kernel.back(), sw = node.attrs.get_ints("stride", kernel).back();
-    const std::int64_t pw = node.attrs.get_ints("padding", {0, 0}).back();
-    const bool max = node.op == ir::Op::MaxPool2d;
-    const std::int64_t dw = max ? node.attrs.get_ints("dilation", {1, 1}).back() : 1;
-    std::int64_t first = 0, end = out[3];
-    while (first < end && first * sw - pw < 0) ++first;
-    while (end > first && (end - 1) * sw - pw + (kw - 1) * dw >= in[3]) --end;
-    return {first, end};
-}
-
 // The end of a blocked pooling kernel's pixel: register `acc` through the fused chain into the
 // output, as one vector where the chain has vector forms (a max needs no divisor per pixel), else
 // lane by lane.
@@ -121,21 +107,21 @@ void emit_blocked_pooling(KernelBuilder& b) {
     if (!b.has_prologue()) {
         // Read from memory: each output pixel's block reduced in one register over its taps (one
         // load per tap), rather than B-lane accumulators in memory updated tap by tap.
-        const auto inner = inner_columns(node, in, out);
         s << window_constants(node, in, out)
           << "typedef float vec __attribute__((vector_size(" << block * 4 << ")));\n"
           << "typedef int lanes __attribute__((vector_size(" << block * 4 << ")));  // comparison results\n"
           << b.parallel_for(3, ir::element_count(out) * window_size(node)) << b.open_loops(out, 0, 1)
           << "for (int64_t c0 = 0; c0 < CB; ++c0)\n" << b.open_loops(out, 2, 3) << "{\n" << plane
-          << "    // The window rows inside the image, and the columns whose window is inside it.\n"
+          << "    // The window rows inside the image.\n"
           << "    int64_t kh_lo = 0, kh_hi = KH;\n"
           << "    while (kh_lo < KH && i2 * SH - PH + kh_lo * DH < 0) ++kh_lo;\n"
           << "    while (kh_hi > kh_lo && i2 * SH - PH + (kh_hi - 1) * DH >= H) --kh_hi;\n"
-          << "    constexpr int64_t inner_lo = " << inner.first << ", inner_hi = " << inner.second << ";\n"
+
           << "    for (int64_t i3 = 0; i3 < OW; ++i3) {\n"
           << "        vec acc = sol_vsplat<vec>(" << (max ? "-INFINITY" : "0.0f") << ");\n"
           << (max ? "        lanes nan = {};  // lanes that met a NaN\n" : "")
-          << "        const bool inside = i3 >= inner_lo && i3 < inner_hi;\n"
+          << "        // Column i3 is valid for every tap kw from ow_lo[0] (the largest) to ow_hi[KW - 1].\n"
+          << "        const bool inside = i3 >= ow_lo[0] && i3 < ow_hi[KW - 1];\n"
           << "        for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {\n"
           << "            const float* __restrict__ row = plane + (i2 * SH - PH + kh * DH) * W * B;\n"
           << "            for (int64_t kw = 0; kw < KW; ++kw) {\n"
