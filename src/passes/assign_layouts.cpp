@@ -27,15 +27,17 @@ int assign_layouts(ir::Graph& graph, const std::vector<int>& blocks, const Block
         if (t.shape.size() != 4 || t.dtype != ir::DType::Float32 || t.shape[2] * t.shape[3] == 1 ||
             graph.is_output(result) || derived[result])
             continue;
-        auto fits = std::find_if(blocks.begin(), blocks.end(), [&t](int b) { return b > 0 && t.shape[1] % b == 0; });
+        auto fits = std::find_if(blocks.begin(), blocks.end(),
+                                 [&t](int b) { return b == kChannelsLast || (b > 0 && t.shape[1] % b == 0); });
         if (fits == blocks.end()) continue;
+        const int block = *fits == kChannelsLast ? static_cast<int>(t.shape[1]) : *fits;
         bool all = accepts(graph, members, result);
         for (int reader : graph.consumers(result)) {
             if (!all) break;
             all = accepts(graph, clusters.at(graph.nodes()[reader].cluster), result);
         }
         if (!all) continue;
-        graph.set_channel_block(result, *fits);
+        graph.set_channel_block(result, block);
         ++blocked;
     }
     // Unblocking only ever removes blocked tensors, so this ends.

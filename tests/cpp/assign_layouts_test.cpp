@@ -113,6 +113,15 @@ TEST(AssignLayouts, ChannelsNotAMultipleOfTheBlockStayRowMajor) {
     EXPECT_EQ(block_of(odd.g, odd.pooled), 8);
 }
 
+// Channels last fits any channel count: one block of all of them (NHWC).
+TEST(AssignLayouts, ChannelsLastIsOneBlockOfAnyChannelCount) {
+    for (const std::int64_t channels : {24, 58, 64}) {
+        PoolPool pools(channels, 8, 2);
+        EXPECT_EQ(assign_layouts(pools.g, {sol::passes::kChannelsLast}, accept_all, content), 1);
+        EXPECT_EQ(block_of(pools.g, pools.pooled), channels);
+    }
+}
+
 // A [N, C, 1, 1] value has the same bytes in both layouts: not worth a
 // layout change for its readers.
 TEST(AssignLayouts, OnePixelImagesStayRowMajor) {

@@ -95,17 +95,26 @@ std::vector<std::vector<float>> expected(const Tensors& in, const Tensors& p) {
             ref::adaptive_avg_pool2d(cat3, N * (2 * C2 + C), P, P, 4, 4), concat({{&e, C}, {&c2, C2}}, P * P)};
 }
 
+// The layout SOL_LAYOUT=`layout` gives: the host's default when unset
+// (channels last on AVX-512, where these tests run).
+std::string effective_layout(const std::optional<std::string>& layout) {
+    return layout ? *layout : __builtin_cpu_supports("avx512f") ? "channels_last" : "blocked";
+}
+
 // Which cluster results the host device blocks: "op:channels" per tensor.
-std::multiset<std::string> blocked_results(const ir::Graph& fused) {
+std::multiset<std::string> blocked_results(const ir::Graph& fused, const std::optional<std::string>& layout) {
+    const bool channels_last = effective_layout(layout) == "channels_last";
     ir::Graph lowered = fused;  // the compiled model lowers its own copy the same way
     sol::devices::find_device("x86", 0).lower(lowered);
     std::multiset<std::string> names;
     for (const ir::Node& node : lowered.nodes()) {
         const ir::Tensor& t = lowered.tensor(node.output);
         if (t.channel_block != 0) {
-            // AVX-512: one register of floats per block, half a register
-            // where the channels fill no whole register.
-            EXPECT_EQ(t.channel_block, t.shape[1] % 16 == 0 ? 16 : 8) << "channels " << t.shape[1];
+            // NHWC: all channels one block. Blocked on AVX-512: one register
+            // of floats per block, half a register where the channels fill
+            // no whole register.
+            EXPECT_EQ(t.channel_block, channels_last ? t.shape[1] : t.shape[1] % 16 == 0 ? 16 : 8)
+                << "channels " << t.shape[1];
             names.insert(std::string(ir::name(node.op)) + ":" + std::to_string(t.shape[1]));
         }
     }
@@ -144,9 +153,9 @@ TEST_P(CompiledLayoutTest, NetworkMatchesTheReference) {
     ir::Graph g = network();
     auto model = compile_for_host(g);  // g is now the fused graph
 
-    const bool plain = setting.layout.has_value();
+    const bool plain = setting.layout == "plain";
     const bool dfp_only = setting.backends.has_value();
-    const std::multiset<std::string> blocked = blocked_results(g);
+    const std::multiset<std::string> blocked = blocked_results(g, setting.layout);
     // Generated kernels alone block the pooling -> elementwise/concat ->
     // adaptive pooling links; the conv kernels take only row-major tensors.
     const std::multiset<std::string> generated_only{"avg_pool2d:32", "concat:64", "concat:80"};
@@ -159,8 +168,8 @@ TEST_P(CompiledLayoutTest, NetworkMatchesTheReference) {
 #ifdef SOL_HAVE_DNNL
     EXPECT_EQ(model->library_calls(), dfp_only ? 0u : 3u) << "three oneDNN convolutions";
     if (!plain && !dfp_only) {
-        // oneDNN's convolutions take nChw16c on AVX-512, so the conv outputs
-        // and inputs are blocked as well.
+        // oneDNN's convolutions take NHWC and nChw16c on AVX-512, so the
+        // conv outputs and inputs are blocked as well.
         EXPECT_GT(blocked.size(), generated_only.size());
         EXPECT_EQ(blocked.count("max_pool2d:32"), 1u) << "read by a pool, an elementwise kernel and a conv";
     }
@@ -198,44 +207,51 @@ TEST_P(CompiledLayoutTest, BlockedPoolingFollowsTheWindowRules) {
     const Setting& setting = GetParam();
     ScopedEnv layout("SOL_LAYOUT", setting.layout);
     ScopedEnv backends("SOL_BACKENDS", setting.backends);
-    constexpr Index C3 = 48, H3 = 9, W3 = 11;
-    ir::Graph g;
-    const int x = g.add_input("x", {1, C3, H3, W3}, DType::Float32);
-    const int scaled = g.add_node(Op::Mul, {x, g.add_parameter("s", {C3, 1, 1}, DType::Float32)}, {}, "");
-    const int y = g.add_node(Op::Relu, {scaled}, {}, "");
-    const ref::PoolParams avg_ceil{3, 3, 2, 2, 1, 1, 1, 1, true, false};
-    const ref::PoolParams max_dilated{3, 3, 2, 2, 1, 1, 2, 2, true};
-    const ref::PoolParams avg_divisor{2, 2, 2, 2, 0, 0, 1, 1, false, true, 3};
-    const Ints k3{3, 3}, s2{2, 2}, p1{1, 1};
-    g.set_outputs({g.add_node(Op::AvgPool2d, {y},
-                              attrs({{"kernel", k3}, {"stride", s2}, {"padding", p1}, {"ceil_mode", std::int64_t{1}},
-                                     {"count_include_pad", std::int64_t{0}}}), ""),
-                   g.add_node(Op::MaxPool2d, {y},
-                              attrs({{"kernel", k3}, {"stride", s2}, {"padding", p1}, {"dilation", Ints{2, 2}},
-                                     {"ceil_mode", std::int64_t{1}}}), ""),
-                   g.add_node(Op::AvgPool2d, {y},
-                              attrs({{"kernel", Ints{2, 2}}, {"divisor_override", std::int64_t{3}}}), "")});
-    auto model = compile_for_host(g);
-    const std::multiset<std::string> blocked = blocked_results(g);
-    EXPECT_EQ(blocked, setting.layout ? std::multiset<std::string>{} : std::multiset<std::string>{"relu:48"});
+    // 48 channels: three blocks of 16, or one NHWC pixel of three registers;
+    // 58: row-major when blocked, NHWC reduced two lanes at a time.
+    for (const Index C3 : {48, 58}) {
+        SCOPED_TRACE(std::to_string(C3) + " channels");
+        constexpr Index H3 = 9, W3 = 11;
+        ir::Graph g;
+        const int x = g.add_input("x", {1, C3, H3, W3}, DType::Float32);
+        const int scaled = g.add_node(Op::Mul, {x, g.add_parameter("s", {C3, 1, 1}, DType::Float32)}, {}, "");
+        const int y = g.add_node(Op::Relu, {scaled}, {}, "");
+        const ref::PoolParams avg_ceil{3, 3, 2, 2, 1, 1, 1, 1, true, false};
+        const ref::PoolParams max_dilated{3, 3, 2, 2, 1, 1, 2, 2, true};
+        const ref::PoolParams avg_divisor{2, 2, 2, 2, 0, 0, 1, 1, false, true, 3};
+        const Ints k3{3, 3}, s2{2, 2}, p1{1, 1};
+        g.set_outputs({g.add_node(Op::AvgPool2d, {y},
+                                  attrs({{"kernel", k3}, {"stride", s2}, {"padding", p1}, {"ceil_mode", std::int64_t{1}},
+                                         {"count_include_pad", std::int64_t{0}}}), ""),
+                       g.add_node(Op::MaxPool2d, {y},
+                                  attrs({{"kernel", k3}, {"stride", s2}, {"padding", p1}, {"dilation", Ints{2, 2}},
+                                         {"ceil_mode", std::int64_t{1}}}), ""),
+                       g.add_node(Op::AvgPool2d, {y},
+                                  attrs({{"kernel", Ints{2, 2}}, {"divisor_override", std::int64_t{3}}}), "")});
+        auto model = compile_for_host(g);
+        const std::multiset<std::string> blocked = blocked_results(g, setting.layout);
+        const bool row_major = setting.layout == "plain" || (effective_layout(setting.layout) == "blocked" && C3 % 8 != 0);
+        EXPECT_EQ(blocked, row_major ? std::multiset<std::string>{} : std::multiset<std::string>{"relu:" + std::to_string(C3)});
 
-    Tensors inputs{{"x", random_floats(C3 * H3 * W3, 41, -2, 2)}};
-    Tensors params{{"s", random_floats(C3, 42)}};
-    std::vector<float> act(inputs["x"].size());
-    for (std::size_t i = 0; i < act.size(); ++i)
-        act[i] = std::max(inputs["x"][i] * params["s"][i / (H3 * W3)], 0.0f);
-    Index oh = 0, ow = 0;
-    const std::vector<std::vector<float>> want{ref::avg_pool2d(act, C3, H3, W3, avg_ceil, oh, ow),
-                                               ref::max_pool2d(act, C3, H3, W3, max_dilated, oh, ow),
-                                               ref::avg_pool2d(act, C3, H3, W3, avg_divisor, oh, ow)};
-    const auto out = run_model(*model, inputs, params, true);
-    ASSERT_EQ(out.size(), want.size());
-    for (std::size_t k = 0; k < out.size(); ++k)
-        EXPECT_LE(max_abs_difference(out[k], want[k]), 1e-5f) << "output " << k << " with " << setting.name;
+        Tensors inputs{{"x", random_floats(C3 * H3 * W3, 41, -2, 2)}};
+        Tensors params{{"s", random_floats(C3, 42)}};
+        std::vector<float> act(inputs["x"].size());
+        for (std::size_t i = 0; i < act.size(); ++i)
+            act[i] = std::max(inputs["x"][i] * params["s"][i / (H3 * W3)], 0.0f);
+        Index oh = 0, ow = 0;
+        const std::vector<std::vector<float>> want{ref::avg_pool2d(act, C3, H3, W3, avg_ceil, oh, ow),
+                                                   ref::max_pool2d(act, C3, H3, W3, max_dilated, oh, ow),
+                                                   ref::avg_pool2d(act, C3, H3, W3, avg_divisor, oh, ow)};
+        const auto out = run_model(*model, inputs, params, true);
+        ASSERT_EQ(out.size(), want.size());
+        for (std::size_t k = 0; k < out.size(); ++k)
+            EXPECT_LE(max_abs_difference(out[k], want[k]), 1e-5f) << "output " << k << " with " << setting.name;
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Settings, CompiledLayoutTest,
-                         ::testing::Values(Setting{"default", std::nullopt, std::nullopt},
+                         ::testing::Values(Setting{"channels_last", std::string("channels_last"), std::nullopt},
+                                           Setting{"blocked", std::string("blocked"), std::nullopt},
                                            Setting{"plain", std::string("plain"), std::nullopt},
                                            Setting{"dfp", std::nullopt, std::string("dfp")}),
                          [](const ::testing::TestParamInfo<Setting>& info) { return std::string(info.param.name); });

@@ -456,8 +456,9 @@ protected:
 };
 
 // The layout the host device gives the concat parts (relu outputs of 32
-// channels): 16 on AVX-512, 8 on AVX2, 0 without vector layouts or under
-// SOL_LAYOUT=plain. Both parts always get the same one here.
+// channels): 32 (NHWC) on AVX-512, 16 there under SOL_LAYOUT=blocked, 8 on
+// AVX2, 0 without vector layouts or under SOL_LAYOUT=plain. Both parts always
+// get the same one here.
 int part_block(const ir::Graph& fused) {
     ir::Graph lowered = fused;  // the compiled model lowers its own copy the same way
     sol::devices::find_device("x86", 0).lower(lowered);
@@ -498,7 +499,8 @@ TEST_P(CompiledDepthFirstTest, DenseNetLikeGraphMatchesTheReference) {
     // Which addressing the merged kernels use: per channel block where the
     // host blocks the parts, per channel where it does not (plain).
     const int block = part_block(g);
-    if (setting.layout) EXPECT_EQ(block, 0) << "SOL_LAYOUT=plain";
+    if (setting.layout == "plain") EXPECT_EQ(block, 0) << "SOL_LAYOUT=plain";
+    if (setting.layout == "blocked") EXPECT_EQ(block, 16) << "SOL_LAYOUT=blocked";
     if (block > 0) std::cout << "[          ] concat parts blocked by " << block << "\n";
     const std::string source = generated_source();
     ASSERT_FALSE(source.empty());
@@ -537,6 +539,7 @@ TEST_P(CompiledDepthFirstTest, DenseNetLikeGraphMatchesTheReference) {
 INSTANTIATE_TEST_SUITE_P(
     Settings, CompiledDepthFirstTest,
     ::testing::Values(DepthFirstSetting{"default", std::nullopt, std::nullopt},
+                      DepthFirstSetting{"blocked", std::string("blocked"), std::nullopt},
                       DepthFirstSetting{"plain", std::string("plain"), std::nullopt},
                       DepthFirstSetting{"depth_first_off", std::nullopt, std::string("off")}),
     [](const ::testing::TestParamInfo<DepthFirstSetting>& info) { return std::string(info.param.name); });
@@ -608,13 +611,13 @@ TEST_P(CompiledBlockedSum, SumOfABlockedProductMatchesTheReference) {
         std::string library = model->library_path();
         std::stringstream source;
         source << std::ifstream(library.substr(0, library.size() - 3) + ".cpp").rdbuf();
-        EXPECT_EQ(source.str().find("v[c1] +=") != std::string::npos, GetParam()[0] == '\0') << source.str();
+        EXPECT_EQ(source.str().find("v[c1] +=") != std::string::npos, std::string(GetParam()) != "plain") << source.str();
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Layouts, CompiledBlockedSum, ::testing::Values("", "plain"),
+INSTANTIATE_TEST_SUITE_P(Layouts, CompiledBlockedSum, ::testing::Values("", "blocked", "plain"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
-                             return std::string(info.param[0] ? "plain" : "default");
+                             return std::string(info.param[0] ? info.param : "default");
                          });
 
 }  // namespace

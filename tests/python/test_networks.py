@@ -411,7 +411,7 @@ class TinyDenseNet(nn.Module):
     """DenseNet's shape in miniature: a conv stem, two dense layers (each
     cat(features) -> BatchNorm -> ReLU -> conv), a transition cat -> BN ->
     ReLU -> global average pool -> linear. Every channel count is a multiple
-    of 16, so hosts with vector layouts block every concat part alike."""
+    of 16, so channel blocks (SOL_LAYOUT=blocked) block every concat part alike."""
 
     def __init__(self, stem=32, growth=16, classes=10):
         super().__init__()
@@ -435,13 +435,18 @@ class TinyDenseNet(nn.Module):
         return self.classifier(out)
 
 
-def test_densenet_concat_chains_run_depth_first(monkeypatch):
+@pytest.mark.parametrize("layout", ["blocked", "channels_last"])
+def test_densenet_concat_chains_run_depth_first(layout, monkeypatch):
     """Each concat -> BN -> ReLU is one kernel that reads the parts where they
     lie (the concatenated tensor is never stored), and the transition's
     concat -> BN -> ReLU -> global pool is one kernel; SOL_DEPTH_FIRST=off
-    stores every concat and gives the same numbers."""
+    stores every concat and gives the same numbers. Channels last (NHWC, the
+    default on AVX-512), parts of different widths have different layouts
+    (one block each): those concats are stored, only the stem's lone part is
+    read in place, and the transition's BN chain runs inside the pool."""
     import sol.pytorch as sol
 
+    monkeypatch.setenv("SOL_LAYOUT", layout)
     torch.manual_seed(0)
     model = randomize_batchnorms(TinyDenseNet(), 1).eval()
     x = torch.randn(1, 3, 32, 32)
@@ -461,11 +466,18 @@ def test_densenet_concat_chains_run_depth_first(monkeypatch):
     def starting(prefix):
         return sum(d.startswith(prefix) for d in kernels)
 
-    # Both dense layers (the first concatenates the stem alone) and the transition.
-    assert starting("concat + mul + add + relu -> ") == 2, listing
-    assert starting("concat + mul + add + relu + adaptive_avg_pool2d -> ") == 1, listing
-    assert starting("concat -> ") == 0, "no concat is stored:\n  " + listing
-    assert compiled.depth_first_calls == 3, listing
+    if layout == "blocked":
+        # Both dense layers (the first concatenates the stem alone) and the transition.
+        assert starting("concat + mul + add + relu -> ") == 2, listing
+        assert starting("concat + mul + add + relu + adaptive_avg_pool2d -> ") == 1, listing
+        assert starting("concat -> ") == 0, "no concat is stored:\n  " + listing
+        assert compiled.depth_first_calls == 3, listing
+    else:
+        assert starting("concat + mul + add + relu -> ") == 1, listing
+        assert starting("concat -> ") == 2, listing
+        # The transition's BN chain still runs inside the global pool.
+        assert starting("mul + add + relu + adaptive_avg_pool2d -> ") == 1, listing
+        assert compiled.depth_first_calls == 2, listing
 
     monkeypatch.setenv("SOL_DEPTH_FIRST", "off")
     plain, out_off = compile_and_run()

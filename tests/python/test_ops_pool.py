@@ -26,12 +26,18 @@ def test_maxpool2d(case):
     check_module(nn.Sequential(nn.MaxPool2d(**kwargs)), torch.randn(shape))
 
 
-def test_channel_blocked_maxpool_keeps_nans_and_pads_with_minus_infinity():
-    """Between two convolutions the pool reads channel blocks (NCHW16c on AVX-512, 8c on AVX2):
+@pytest.mark.parametrize("layout", ["default", "blocked"])
+@pytest.mark.parametrize("channels", [32, 58])
+def test_channel_blocked_maxpool_keeps_nans_and_pads_with_minus_infinity(layout, channels, monkeypatch):
+    """Between two convolutions the pool reads channel blocks (NHWC on AVX-512, a register of lanes
+    at a time: 16 of 32 channels, 2 of 58; NCHW16c/8c under SOL_LAYOUT=blocked and on AVX2):
     NaNs from one input pixel reach the windows around it, as in PyTorch, and all-negative
     values beside the padding stay (the padding acts as -inf)."""
+    if layout != "default":
+        monkeypatch.setenv("SOL_LAYOUT", layout)
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.MaxPool2d(3, 2, padding=1), nn.Conv2d(32, 16, 1)).eval()
+    model = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), nn.MaxPool2d(3, 2, padding=1),
+                          nn.Conv2d(channels, 16, 1)).eval()
     with torch.no_grad():
         model[0].bias.fill_(-50.0)  # every conv output negative but near the NaN
     x = torch.rand(1, 3, 13, 13)

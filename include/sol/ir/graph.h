@@ -36,7 +36,8 @@ struct Tensor {
     // and the only one graph inputs, outputs and parameters ever have.
     // b > 0: channels blocked by b (NCHW{b}c: [N][C/b][H][W][b]), so one
     // vector register holds b channels of a pixel; only for rank-4 tensors
-    // with C % b == 0, set by a device's layout pass.
+    // with C % b == 0, set by a device's layout pass. b == C is NHWC
+    // (channels last): one block, each pixel's channels contiguous.
     int channel_block = 0;
 };
 

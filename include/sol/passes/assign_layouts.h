@@ -1,6 +1,7 @@
 // Picks the memory layout of every intermediate tensor: channel-blocked
-// (NCHW{b}c, see ir::Tensor::channel_block) where the kernel writing it and
-// every kernel reading it work on blocks, row-major otherwise.
+// (NCHW{b}c, see ir::Tensor::channel_block; NHWC is the block of all C)
+// where the kernel writing it and every kernel reading it work on blocks,
+// row-major otherwise.
 //
 // No conversion nodes are inserted: a tensor is blocked only when all its
 // kernels take it so, which keeps the framework's layout at the graph's edges
@@ -27,11 +28,15 @@ using BlockedAccess = std::function<bool(const ir::Graph&, const std::vector<int
 // only by a slow reference implementation).
 using LayoutCheck = std::function<bool(const ir::Graph&, const std::vector<int>& cluster)>;
 
+// In `blocks`: the tensor's own channel count, one block of all channels,
+// which is the channels-last layout (NHWC).
+inline constexpr int kChannelsLast = -1;
+
 // Blocks every tensor `accepts` allows for its writer and all its readers, by
-// the first of `blocks` that divides its channels (none: row-major; an empty
-// list keeps everything row-major); then, while `check` rejects a kernel,
-// makes that kernel's tensors row-major again. Returns how many tensors stay
-// blocked.
+// the first of `blocks` that divides its channels or is kChannelsLast (none:
+// row-major; an empty list keeps everything row-major); then, while `check`
+// rejects a kernel, makes that kernel's tensors row-major again. Returns how
+// many tensors stay blocked.
 int assign_layouts(ir::Graph& graph, const std::vector<int>& blocks, const BlockedAccess& accepts,
                    const LayoutCheck& check);
 

@@ -20,7 +20,9 @@ using dt = dn::memory::data_type;
 
 dn::memory::dims dims_of(const ir::Shape& shape) { return dn::memory::dims(shape.begin(), shape.end()); }
 
-dn::memory::desc desc_of(const ir::Tensor& t) { return dn::memory::desc(dims_of(t.shape), dt::f32, format_of(t)); }
+dn::memory::desc desc_of(const ir::Tensor& t, bool channels_last) {
+    return dn::memory::desc(dims_of(t.shape), dt::f32, format_of(t, channels_last));
+}
 
 // oneDNN wants grouped weights as [G, O/G, I/G, KH, KW].
 dn::memory::dims weight_dims(const ir::Node& conv, const ir::Shape& w) {
@@ -89,7 +91,9 @@ std::vector<Plan> plan_variants(const ir::Graph& graph, const std::vector<int>& 
     // On row-major operands oneDNN often has only its GEMM-based kernels,
     // slower than reordering into its blocked layout and back: both ways are
     // offered, and the autotuner times them.
-    const dn::memory::desc src = desc_of(graph.tensor(conv.inputs[0])), dst = desc_of(result);
+    const bool channels_last = is_channels_last(graph, cluster);
+    const dn::memory::desc src = desc_of(graph.tensor(conv.inputs[0]), channels_last),
+                           dst = desc_of(result, channels_last);
     const dn::memory::desc any(dims_of(result.shape), dt::f32, tag::any);
     const dn::memory::desc any_src(dims_of(graph.tensor(conv.inputs[0]).shape), dt::f32, tag::any);
     std::vector<Plan> variants;
@@ -106,6 +110,13 @@ std::vector<Plan> plan_variants(const ir::Graph& graph, const std::vector<int>& 
     const bool differs = variants.empty() || preferred.src_desc() != variants.front().primitive.src_desc() ||
                          preferred.dst_desc() != variants.front().primitive.dst_desc();
     if (fast(preferred) && differs) variants.push_back({std::move(preferred), post, src, dst});
+    // A row-major input (the network's image) into a channels-last output:
+    // oneDNN's NHWC kernels after a reorder of the input can beat both.
+    if (channels_last && graph.tensor(conv.inputs[0]).channel_block == 0) {
+        const dn::memory::desc nhwc_src(dims_of(graph.tensor(conv.inputs[0]).shape), dt::f32, tag::nhwc);
+        auto reordered = primitive_for(nhwc_src, dst);
+        if (fast(reordered)) variants.push_back({std::move(reordered), post, src, dst});
+    }
     if (variants.empty())
         throw Error("oneDNN has only its reference implementation (" + implementation + ") for this convolution");
     return variants;
@@ -125,13 +136,14 @@ public:
         bias_ = conv.inputs.size() == 3 ? slot(conv.inputs[2]) : -1;
         out_ = static_cast<int>(arguments.size()) - 1;
         std::size_t reordered_size = 0;
+        const bool channels_last = is_channels_last(graph, cluster);
         for (Plan& plan : plan_variants(graph, cluster)) {
             Variant variant;
             variant.plan = std::move(plan);
             const auto& pd = variant.plan.primitive;
             variant.primitive = dn::convolution_forward(pd);
             if (variant.plan.post.sum_input >= 0) {
-                const dn::memory::desc addend = desc_of(graph.tensor(variant.plan.post.sum_input));
+                const dn::memory::desc addend = desc_of(graph.tensor(variant.plan.post.sum_input), channels_last);
                 if (addend != pd.dst_desc())
                     variant.addend_to_dst = dn::reorder(dn::reorder::primitive_desc(engine(), addend, engine(), pd.dst_desc()));
             }
@@ -149,7 +161,7 @@ public:
         for (const auto& [index, tensor] : plan.post.binary_inputs) binary_slots_.push_back({index, slot(tensor)});
         if (plan.post.sum_input >= 0) {
             sum_ = slot(plan.post.sum_input);
-            addend_desc_ = desc_of(graph.tensor(plan.post.sum_input));
+            addend_desc_ = desc_of(graph.tensor(plan.post.sum_input), channels_last);
         }
         const ir::Shape& w = graph.tensor(conv.inputs[1]).shape;
         user_weights_ = dn::memory::desc(weight_dims(conv, w), dt::f32,

@@ -111,8 +111,8 @@ dn::memory::dims operand_dims(const ir::Shape& shape, const ir::Shape& result, s
 
 // Appends the post-ops computing `node` from the running value; false (with
 // the reason) when oneDNN has no such post-op.
-bool append_post_op(const ir::Graph& graph, const ir::Node& node, int running, std::size_t rank, PostOps& post,
-                    std::string& reason) {
+bool append_post_op(const ir::Graph& graph, const ir::Node& node, int running, std::size_t rank, bool channels_last,
+                    PostOps& post, std::string& reason) {
     auto eltwise = [&post](dn::algorithm algorithm, float alpha = 0.f, float beta = 0.f) {
         post.ops.append_eltwise(1.f, algorithm, alpha, beta);
         return true;
@@ -174,7 +174,8 @@ bool append_post_op(const ir::Graph& graph, const ir::Node& node, int running, s
             reason = "a channel-blocked side operand for a flattened destination";
             return false;
         }
-        desc = dn::memory::desc(dn::memory::dims(other.shape.begin(), other.shape.end()), dt::f32, format_of(other));
+        desc = dn::memory::desc(dn::memory::dims(other.shape.begin(), other.shape.end()), dt::f32,
+                                format_of(other, channels_last));
     } else {
         try {
             desc = dn::memory::desc(operand_dims(other.shape, result, rank), dt::f32, row_major(rank));
@@ -197,7 +198,15 @@ bool append_post_op(const ir::Graph& graph, const ir::Node& node, int running, s
 
 }  // namespace
 
-tag format_of(const ir::Tensor& tensor) {
+namespace {
+
+bool blocked_format_exists(int block) { return block == 4 || block == 8 || block == 16; }
+
+}  // namespace
+
+tag format_of(const ir::Tensor& tensor, bool channels_last) {
+    const bool one_block = tensor.shape.size() == 4 && tensor.channel_block == tensor.shape[1];
+    if (one_block && (channels_last || !blocked_format_exists(tensor.channel_block))) return tag::nhwc;
     switch (tensor.channel_block) {
         case 0: return row_major(tensor.shape.size());
         case 4: return tag::nChw4c;
@@ -208,6 +217,18 @@ tag format_of(const ir::Tensor& tensor) {
     }
 }
 
+bool is_channels_last(const ir::Graph& graph, const std::vector<int>& cluster) {
+    auto nhwc = [&](int id) {
+        const ir::Tensor& t = graph.tensor(id);
+        return t.shape.size() == 4 && t.channel_block == t.shape[1] && !blocked_format_exists(t.channel_block);
+    };
+    for (int index : cluster) {
+        const ir::Node& node = graph.nodes()[index];
+        if (nhwc(node.output) || std::any_of(node.inputs.begin(), node.inputs.end(), nhwc)) return true;
+    }
+    return false;
+}
+
 PostOps chain_post_ops(const ir::Graph& graph, const std::vector<int>& cluster, std::size_t destination_rank) {
     const ir::Node& anchor = graph.nodes()[cluster.front()];
     const std::size_t result_rank = graph.tensor(anchor.output).shape.size();
@@ -215,11 +236,12 @@ PostOps chain_post_ops(const ir::Graph& graph, const std::vector<int>& cluster, 
         throw Error("internal: a rank-" + std::to_string(destination_rank) + " destination for a rank-" +
                     std::to_string(result_rank) + " result");
     PostOps post;
+    const bool channels_last = is_channels_last(graph, cluster);
     int running = anchor.output;
     for (std::size_t k = 1; k < cluster.size(); ++k) {
         const ir::Node& node = graph.nodes()[cluster[k]];
         std::string reason;
-        if (!append_post_op(graph, node, running, destination_rank, post, reason)) throw Error(reason);
+        if (!append_post_op(graph, node, running, destination_rank, channels_last, post, reason)) throw Error(reason);
         running = node.output;
     }
     if (graph.tensor(running).shape != graph.tensor(anchor.output).shape)

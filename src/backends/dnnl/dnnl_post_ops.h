@@ -75,8 +75,16 @@ struct PostOps {
 };
 
 // oneDNN's format of a graph tensor's layout (ir::Tensor::channel_block):
-// row-major of its rank, or channels blocked (rank 4 only).
-::dnnl::memory::format_tag format_of(const ir::Tensor& tensor);
+// row-major of its rank, channels blocked, or channels last (rank 4 only).
+// A tensor of 4, 8 or 16 channels in one block is both NChw{C}c and NHWC;
+// `channels_last` picks NHWC, as its kernel's other operands have it.
+::dnnl::memory::format_tag format_of(const ir::Tensor& tensor, bool channels_last = false);
+
+// Whether a cluster's kernel runs channels-last (NHWC): some operand holds
+// more channels than a blocked format's block in one block. oneDNN runs
+// mixes of NHWC and blocked operands only by its reference code, so all
+// its other one-block operands are then described as NHWC too.
+bool is_channels_last(const ir::Graph& graph, const std::vector<int>& cluster);
 
 // The post-ops computing the chain (cluster[1..]) from the anchor's output.
 // The primitive's destination sees the chain's result with

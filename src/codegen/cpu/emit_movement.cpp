@@ -50,8 +50,9 @@ void emit_permute(KernelBuilder& b) {
 
 // Concatenation along the channels of channel-blocked tensors: a part whose
 // channels start on a block boundary of the same blocking is a run of whole
-// blocks per image, copied as such; any other part element by element, each
-// side addressed in its own layout.
+// blocks per image, copied as such, an NHWC part into an NHWC output a run
+// per pixel; any other part element by element, each side addressed in its
+// own layout.
 void emit_blocked_channel_concat(KernelBuilder& b) {
     const ir::Tensor& out = b.result();
     const std::int64_t plane = out.shape[2] * out.shape[3];
@@ -60,9 +61,13 @@ void emit_blocked_channel_concat(KernelBuilder& b) {
         const ir::Tensor& part = b.graph().tensor(input);
         const std::string x = b.pointer(input);
         const int block = out.channel_block;
+        const bool channels_last = block == out.shape[1] && part.channel_block == part.shape[1];
         if (block > 0 && part.channel_block == block && first_channel % block == 0) {
             // A run of whole blocks per image.
             b.body << copy_runs(b, x, out.shape[0], part.shape[1] * plane, out.shape[1] * plane, first_channel * plane);
+        } else if (channels_last) {
+            // Both NHWC: the part's channels of a pixel are one run.
+            b.body << copy_runs(b, x, out.shape[0] * plane, part.shape[1], out.shape[1], first_channel);
         } else {
             const std::vector<std::string> index{"i0", "i1", "i2", "i3"};
             const std::vector<std::string> shifted{"i0", "i1 + " + std::to_string(first_channel), "i2", "i3"};

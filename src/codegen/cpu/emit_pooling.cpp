@@ -41,14 +41,25 @@ namespace {
 // The end of a blocked pooling kernel's pixel: register `acc` through the fused chain into the
 // output, as one vector where the chain has vector forms (a max needs no divisor per pixel), else
 // lane by lane.
-std::string store_pooled(KernelBuilder& b, bool max, const ir::Node& node) {
-    if (const std::string chain = max ? b.vector_chain_and_store(1, true) : ""; !chain.empty())
+// `acc` holds lanes ck * L .. ck * L + L - 1 of the block (all B of them when
+// `whole_block`).
+std::string store_pooled(KernelBuilder& b, bool max, const ir::Node& node, bool whole_block) {
+    if (const std::string chain = max && whole_block ? b.vector_chain_and_store(1, true) : ""; !chain.empty())
         return "        " + b.vector_type() + " v = acc;\n" + indent(chain, 8) + "    }\n}\n";
-    return "        for (int64_t c1 = 0; c1 < B; ++c1) {\n"
-           "            const int64_t i1 = c0 * B + c1;\n"
+    return "        for (int64_t l = 0; l < L; ++l) {\n"
+           "            const int64_t c1 = " + std::string(whole_block ? "l" : "ck * L + l") + ", i1 = c0 * B + c1;\n"
            "            (void)i1;\n" +
-           indent(max ? "float v = acc[c1];\n" : average(node, "acc[c1]"), 12) +
+           indent(max ? "float v = acc[l];\n" : average(node, "acc[l]"), 12) +
            indent(b.epilogue_and_store("v"), 12) + "        }\n    }\n}\n";
+}
+
+// Lanes per register for a block of B channels: the widest power of two up
+// to the vector width that divides B (all of an NCHW16c block, a sixteenth of
+// a 256-channel NHWC pixel, two of ShuffleNet's 58).
+int register_lanes(int block, int vector_width) {
+    int lanes = 1;
+    while (lanes * 2 <= vector_width && block % (lanes * 2) == 0) lanes *= 2;
+    return lanes;
 }
 
 // Taps per output element (the work estimate for threading).
@@ -107,9 +118,13 @@ void emit_blocked_pooling(KernelBuilder& b) {
     if (!b.has_prologue()) {
         // Read from memory: each output pixel's block reduced in one register over its taps (one
         // load per tap), rather than B-lane accumulators in memory updated tap by tap.
-        s << window_constants(node, in, out)
-          << "typedef float vec __attribute__((vector_size(" << block * 4 << ")));\n"
-          << "typedef int lanes __attribute__((vector_size(" << block * 4 << ")));  // comparison results\n"
+        // A block wider than a register (NHWC) is reduced a register of lanes at a time.
+        const int lanes = register_lanes(block, b.target().vector_width);
+        const bool whole_block = lanes == block;
+        const std::string chunk = whole_block ? "" : " + ck * L";
+        s << window_constants(node, in, out) << "constexpr int64_t L = " << lanes << ";  // lanes per register\n"
+          << "typedef float vec __attribute__((vector_size(" << lanes * 4 << ")));\n"
+          << "typedef int lanes __attribute__((vector_size(" << lanes * 4 << ")));  // comparison results\n"
           << b.parallel_for(3, ir::element_count(out) * window_size(node)) << b.open_loops(out, 0, 1)
           << "for (int64_t c0 = 0; c0 < CB; ++c0)\n" << b.open_loops(out, 2, 3) << "{\n" << plane
           << "    // The window rows inside the image.\n"
@@ -117,7 +132,8 @@ void emit_blocked_pooling(KernelBuilder& b) {
           << "    while (kh_lo < KH && i2 * SH - PH + kh_lo * DH < 0) ++kh_lo;\n"
           << "    while (kh_hi > kh_lo && i2 * SH - PH + (kh_hi - 1) * DH >= H) --kh_hi;\n"
 
-          << "    for (int64_t i3 = 0; i3 < OW; ++i3) {\n"
+          << "    for (int64_t i3 = 0; i3 < OW; ++i3)"
+          << (whole_block ? " {\n" : "\n    for (int64_t ck = 0; ck < B / L; ++ck) {  // registers of the pixel\n")
           << "        vec acc = sol_vsplat<vec>(" << (max ? "-INFINITY" : "0.0f") << ");\n"
           << (max ? "        lanes nan = {};  // lanes that met a NaN\n" : "")
           << "        // Column i3 is valid for every tap kw from ow_lo[0] (the largest) to ow_hi[KW - 1].\n"
@@ -127,14 +143,14 @@ void emit_blocked_pooling(KernelBuilder& b) {
           << "            for (int64_t kw = 0; kw < KW; ++kw) {\n"
           << "                const int64_t iw = i3 * SW - PW + kw * DW;\n"
           << "                if (!inside && (iw < 0 || iw >= W)) continue;\n"
-          << "                const vec candidate = sol_vload<vec>(row + iw * B);\n"
+          << "                const vec candidate = sol_vload<vec>(row + iw * B" << chunk << ");\n"
           << (max ? "                acc = candidate > acc ? candidate : acc;  // one vmaxps; ties keep the earlier tap\n"
                     "                nan |= candidate != candidate;\n"
                   : "                acc += candidate;\n")
           << "            }\n"
           << "        }\n"
           << (max ? "        acc = nan ? sol_vsplat<vec>(NAN) : acc;  // a NaN tap wins, as in PyTorch\n" : "")
-          << store_pooled(b, max, node);
+          << store_pooled(b, max, node, whole_block);
         return;
     }
     s << window_constants(node, in, out)

@@ -71,18 +71,24 @@ public:
         return names;
     }
 
-    // Channel-blocked layouts, one vector register of channels per block,
-    // between the kernels that handle them (SOL_LAYOUT=plain keeps
-    // everything row-major, for comparisons). Channel counts that are a
-    // multiple of 8 but not of 16 (24, 40, 120 in MobileNet/MnasNet) get
-    // half-register blocks: oneDNN's AVX2 kernels on 8-channel blocks beat
-    // its row-major ones several times over (mnasnet1_0 at batch 1: 7.5 ms
-    // with 16-blocks only, 3.0 ms with 8-blocks added).
+    // Image tensors between the kernels that handle them are laid out for
+    // vector code. With AVX-512: channels last (NHWC), for which oneDNN has
+    // its brgemm convolutions (any channel count, no padding); against
+    // NCHW16c/8c blocks every zoo network ran 1-7% faster at batch 1, the
+    // zoo's geomean 1% at batch 8 (resnet50 4% slower there: oneDNN's NHWC
+    // 1x1 convolutions with a residual sum). Otherwise channel blocks of a
+    // register (NCHW8c on AVX2). SOL_LAYOUT=blocked picks the blocks,
+    // channels_last NHWC, plain keeps everything row-major (comparisons).
     void lower(ir::Graph& graph) override {
-        const char* layout = std::getenv("SOL_LAYOUT");
-        const bool plain = layout != nullptr && std::string(layout) == "plain";
+        const char* env = std::getenv("SOL_LAYOUT");
+        std::string layout = env != nullptr ? env : "";
+        if (layout.empty()) layout = target_.vector_width >= 16 ? "channels_last" : "blocked";
+        if (layout != "channels_last" && layout != "blocked" && layout != "plain")
+            throw DeviceError("SOL_LAYOUT=" + layout + " is not a layout: channels_last, blocked or plain");
         std::vector<int> blocks;
-        if (!plain)
+        if (layout == "channels_last")
+            blocks.push_back(passes::kChannelsLast);
+        else if (layout == "blocked")
             for (int block = target_.vector_width; block >= 8; block /= 2) blocks.push_back(block);
         // Each cluster's backend, chosen once with every tensor row-major.
         std::map<std::vector<int>, std::string> backend_of;
