@@ -117,13 +117,13 @@ class _Compiled:
     model_outputs: int = 0
     state_names: list[str] = field(default_factory=list)
     counters: list[str] = field(default_factory=list)
-    # (storage, key, announced) per parameter_names (see SolModule._slot), and the tensors found
+    # (storage, key, counted) per parameter_names (see SolModule._slot), and the tensors found
     # there when _Registrations.count was `resolved_at`; -1: not resolved yet.
     parameter_slots: list[tuple[dict[str, Any], str, bool]] = field(default_factory=list)
     resolved: list[Any] = field(default_factory=list)
     resolved_at: int = -1
-    # Positions of slots no registration hook announces (plain tensor attributes): read per call.
-    unannounced: list[int] = field(default_factory=list)
+    # Positions of slots whose writes nothing counts (plain tensor attributes): read per call.
+    uncounted: list[int] = field(default_factory=list)
     # _fingerprint() of the parameters at the last call; None: derive values anew.
     fingerprint: list | None = None
     # Whether an input has no elements (then the runtime is not called); known at the first call,
@@ -387,12 +387,12 @@ class SolModule(torch.nn.Module):
             slots = [self._slot(name) for name in entry.parameter_names]
             entry.parameter_slots = slots
             entry.resolved = [storage.get(key) for storage, key, _ in slots]
-            entry.unannounced = [i for i, (_, _, announced) in enumerate(slots) if not announced]
+            entry.uncounted = [i for i, (_, _, counted) in enumerate(slots) if not counted]
             entry.resolved_at = count
-        if not entry.unannounced:
+        if not entry.uncounted:
             return entry.resolved
         current = list(entry.resolved)
-        for i in entry.unannounced:
+        for i in entry.uncounted:
             storage, key, _ = entry.parameter_slots[i]
             current[i] = storage.get(key)
         return current
