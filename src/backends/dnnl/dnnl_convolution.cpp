@@ -142,6 +142,7 @@ public:
             variant.plan = std::move(plan);
             const auto& pd = variant.plan.primitive;
             variant.primitive = dn::convolution_forward(pd);
+            add_forward_operands(*variant.operands, pd, conv.inputs.size() == 3, variant.plan.post);
             if (variant.plan.post.sum_input >= 0) {
                 const dn::memory::desc addend = desc_of(graph.tensor(variant.plan.post.sum_input), channels_last);
                 if (addend != pd.dst_desc())
@@ -204,26 +205,30 @@ public:
         dn::stream& stream = thread_stream();
         void* const weights =
             weights_memory_->for_run(user_weights_, args[weights_], pd.weights_desc(), layout.at(workspace, Scratch::Weights));
-        dn::memory src(variant.plan.graph_src, engine(), args[x_]);
+        void* src = args[x_];
         if (variant.src_in) {
-            dn::memory converted(pd.src_desc(), engine(), layout.at(workspace, Scratch::Source));
-            variant.src_in.execute(stream, src, converted);
-            src = converted;
+            src = layout.at(workspace, Scratch::Source);
+            dn::memory graph_src(variant.plan.graph_src, engine(), args[x_]), converted(pd.src_desc(), engine(), src);
+            variant.src_in.execute(stream, graph_src, converted);
         }
-        dn::memory out(variant.plan.graph_dst, engine(), args[out_]);
-        dn::memory dst = out;
-        if (variant.dst_out) dst = dn::memory(pd.dst_desc(), engine(), layout.at(workspace, Scratch::Destination));
+        void* const dst = variant.dst_out ? layout.at(workspace, Scratch::Destination) : args[out_];
         if (sum_ >= 0) {  // the addend of the sum post-op goes into the output first
             if (variant.addend_to_dst) {
-                dn::memory addend(addend_desc_, engine(), args[sum_]);
-                variant.addend_to_dst.execute(stream, addend, dst);
-            } else if (dst.get_data_handle() != args[sum_]) {  // equal: computed in place
-                std::memcpy(dst.get_data_handle(), args[sum_], pd.dst_desc().get_size());
+                dn::memory addend(addend_desc_, engine(), args[sum_]), target(pd.dst_desc(), engine(), dst);
+                variant.addend_to_dst.execute(stream, addend, target);
+            } else if (dst != args[sum_]) {  // equal: computed in place
+                std::memcpy(dst, args[sum_], pd.dst_desc().get_size());
             }
         }
-        variant.primitive.execute(stream, call_operands(pd, src, weights, dst, scratchpad, args, bias_,
-                                                         variant.plan.post, binary_slots_));
-        if (variant.dst_out) variant.dst_out.execute(stream, dst, out);
+        CallPointers pointers;
+        for (void* pointer : {src, weights, dst, scratchpad}) pointers.push(pointer);
+        if (bias_ >= 0) pointers.push(args[bias_]);
+        for (const auto& [index, slot] : binary_slots_) pointers.push(args[slot]);
+        variant.operands->execute(variant.primitive, stream, pointers.all());
+        if (variant.dst_out) {
+            dn::memory result(pd.dst_desc(), engine(), dst), out(variant.plan.graph_dst, engine(), args[out_]);
+            variant.dst_out.execute(stream, result, out);
+        }
         stream.wait();
     }
 
@@ -249,6 +254,7 @@ private:
         dn::convolution_forward primitive;
         dn::reorder addend_to_dst;  // the sum post-op's addend into the output's layout, where they differ
         dn::reorder src_in, dst_out;  // where the primitive's layouts differ from the graph's
+        std::unique_ptr<Operands> operands = std::make_unique<Operands>();  // the primitive's, kept between calls
     };
     std::vector<Variant> variants_;
     std::size_t current_ = 0;

@@ -105,6 +105,7 @@ public:
         for (const auto& [index, tensor] : plan_.post.binary_inputs) binary_slots_.push_back({index, slot(tensor)});
         if (plan_.post.sum_input >= 0) sum_ = slot(plan_.post.sum_input);
         user_weights_ = user_weights_of(graph, linear);
+        add_forward_operands(operands_, plan_.primitive, bias_ >= 0, plan_.post);
         log::debug("oneDNN " + std::string(plan_.primitive.impl_info_str()) + " for linear at " + linear.origin);
         layout_ = plan_workspace();
     }
@@ -139,10 +140,11 @@ public:
         // The addend of the sum post-op goes into the output first (unless
         // the output is computed in its buffer: same pointer).
         if (sum_ >= 0 && args[out_] != args[sum_]) std::memcpy(args[out_], args[sum_], plan_.dst.get_size());
-        primitive_.execute(stream, call_operands(pd, dn::memory(plan_.src, engine(), args[x_]), weights,
-                                                 dn::memory(plan_.dst, engine(), args[out_]), scratchpad, args,
-                                                 bias_, plan_.post, binary_slots_));
-        stream.wait();
+        CallPointers pointers;
+        for (void* pointer : {args[x_], weights, args[out_], scratchpad}) pointers.push(pointer);
+        if (bias_ >= 0) pointers.push(args[bias_]);
+        for (const auto& [index, slot] : binary_slots_) pointers.push(args[slot]);
+        operands_.execute(primitive_, stream, pointers.all());
     }
 
 private:
@@ -157,6 +159,7 @@ private:
 
     Plan plan_;
     dn::inner_product_forward primitive_;
+    Operands operands_;  // the primitive's, kept between calls
     dn::memory::desc user_weights_;
     ReorderedWeights weights_memory_{plan_.primitive.weights_desc().get_size()};
     // The scratch layout of the current variant and weight mode, kept current

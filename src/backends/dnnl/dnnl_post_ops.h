@@ -7,10 +7,10 @@
 
 #include <functional>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "dnnl_operands.h"
 #include "sol/ir/graph.h"
 
 namespace sol::backends::dnnl {
@@ -100,27 +100,18 @@ PostOps chain_post_ops(const ir::Graph& graph, const std::vector<int>& cluster, 
 // layout (so no reorder in between); else -1.
 int in_place_addend(const ir::Graph& graph, const std::vector<int>& cluster, int addend);
 
-// The operands of one primitive call: source, reordered weights,
-// destination, the caller's scratchpad, the bias (argument slot, or -1) and
-// the chain's binary side operands ((post-op index, argument slot) pairs,
-// described by `post.binary_descs`).
+// Describes a forward primitive's operands in `operands`, in the order its
+// run() passes their pointers: source, weights, destination, scratchpad, the
+// bias when `has_bias`, then the chain's binary side operands.
 template <typename PrimitiveDesc>
-std::unordered_map<int, ::dnnl::memory> call_operands(const PrimitiveDesc& pd, const ::dnnl::memory& src,
-                                                       void* weights, const ::dnnl::memory& dst, void* scratchpad,
-                                                       void* const* args, int bias_slot, const PostOps& post,
-                                                       const std::vector<std::pair<int, int>>& binary_slots) {
-    std::unordered_map<int, ::dnnl::memory> operands{
-        {DNNL_ARG_SRC, src},
-        {DNNL_ARG_WEIGHTS, ::dnnl::memory(pd.weights_desc(), engine(), weights)},
-        {DNNL_ARG_DST, dst},
-        {DNNL_ARG_SCRATCHPAD, ::dnnl::memory(pd.scratchpad_desc(), engine(), scratchpad)}};
-    if (bias_slot >= 0) operands.insert({DNNL_ARG_BIAS, ::dnnl::memory(pd.bias_desc(), engine(), args[bias_slot])});
-    for (std::size_t i = 0; i < binary_slots.size(); ++i) {
-        const auto [index, slot] = binary_slots[i];
-        operands.insert({DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1,
-                         ::dnnl::memory(post.binary_descs[i], engine(), args[slot])});
-    }
-    return operands;
+void add_forward_operands(Operands& operands, const PrimitiveDesc& pd, bool has_bias, const PostOps& post) {
+    operands.add(DNNL_ARG_SRC, pd.src_desc());
+    operands.add(DNNL_ARG_WEIGHTS, pd.weights_desc());
+    operands.add(DNNL_ARG_DST, pd.dst_desc());
+    operands.add(DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc());
+    if (has_bias) operands.add(DNNL_ARG_BIAS, pd.bias_desc());
+    for (std::size_t i = 0; i < post.binary_inputs.size(); ++i)
+        operands.add(DNNL_ARG_ATTR_MULTIPLE_POST_OP(post.binary_inputs[i].first) | DNNL_ARG_SRC_1, post.binary_descs[i]);
 }
 
 }  // namespace sol::backends::dnnl
