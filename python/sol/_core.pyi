@@ -86,13 +86,27 @@ class CompiledModel:
     measured_calls: int       # of those, timed while loading (0: choices from the cache)
     profile: list[tuple[str, list[float]]]  # SOL_PROFILE=1: per step, seconds per call
 
-    def run(self, inputs: Sequence[int], parameters: Sequence[int], outputs: Sequence[int],
+    def run(self, inputs: Sequence[int], parameters: Sequence[int] | PointerList, outputs: Sequence[int],
             parameters_changed: bool, threads: int = 0) -> None:
         """Pointers (as ints) to contiguous host memory. Releases the GIL; safe to
         call from several threads at once. `parameters_changed` tells the runtime
         to recompute values derived from parameters only (e.g. folded BatchNorm).
         `threads` > 0 sets the OpenMP threads of the kernels (SolModule passes
         torch.get_num_threads())."""
+
+class PointerList:
+    """Pointers (as ints) converted once, for run() calls that pass the same ones again."""
+    def __init__(self, addresses: Sequence[int]) -> None: ...
+    def __len__(self) -> int: ...
+
+class TensorFingerprint:
+    """Identity, data_ptr() and _version of each tensor of a list, against the last call's:
+    how SolModule notices changed parameters before every call."""
+    def changed(self, tensors: list) -> bool:
+        """Whether any tensor differs from the last call (or this is the first call, or the
+        first after forget()); remembers the new state. A tensor without a readable version
+        (an inference-mode tensor) counts as changed every time."""
+    def forget(self) -> None: ...
 
 def compile(graph: Graph, device: str, index: int, autotuning: bool = True, threads: int = 0,
             keep_for_deployment: bool = False, weights_change_every_call: bool = False) -> CompiledModel:

@@ -19,6 +19,7 @@
 #include "sol/jit/compile_cache.h"
 #include "sol/passes/pipeline.h"
 #include "sol/runtime/compiled_model.h"
+#include "tensor_fingerprint.h"
 
 namespace nb = nanobind;
 using namespace sol;
@@ -62,6 +63,12 @@ std::vector<void*> to_pointers(const std::vector<std::uintptr_t>& addresses) {
     for (std::uintptr_t address : addresses) pointers.push_back(reinterpret_cast<void*>(address));
     return pointers;
 }
+
+// Pointers passed to run() call after call (a model's parameters), converted
+// from Python integers once instead of on every call.
+struct PointerList {
+    std::vector<void*> pointers;
+};
 
 std::vector<std::string> names_of(const std::vector<runtime::CompiledModel::TensorInfo>& tensors) {
     std::vector<std::string> names;
@@ -165,15 +172,36 @@ NB_MODULE(_core, m) {
         .def_prop_ro("measured_calls", &runtime::CompiledModel::measured_calls)
         .def(
             "run",
+            [](runtime::CompiledModel& c, const std::vector<std::uintptr_t>& inputs, const PointerList& parameters,
+               const std::vector<std::uintptr_t>& outputs, bool parameters_changed, int threads) {
+                const auto in = to_pointers(inputs), out = to_pointers(outputs);
+                nb::gil_scoped_release release;  // kernels run without Python; other threads may call too
+                c.run(in, parameters.pointers, out, parameters_changed, threads);
+            },
+            nb::arg("inputs"), nb::arg("parameters"), nb::arg("outputs"), nb::arg("parameters_changed"),
+            nb::arg("threads") = 0)
+        .def(
+            "run",
             [](runtime::CompiledModel& c, const std::vector<std::uintptr_t>& inputs,
                const std::vector<std::uintptr_t>& parameters, const std::vector<std::uintptr_t>& outputs,
                bool parameters_changed, int threads) {
                 const auto in = to_pointers(inputs), params = to_pointers(parameters), out = to_pointers(outputs);
-                nb::gil_scoped_release release;  // kernels run without Python; other threads may call too
+                nb::gil_scoped_release release;
                 c.run(in, params, out, parameters_changed, threads);
             },
             nb::arg("inputs"), nb::arg("parameters"), nb::arg("outputs"), nb::arg("parameters_changed"),
             nb::arg("threads") = 0);
+
+    nb::class_<PointerList>(m, "PointerList")
+        .def("__init__", [](PointerList* self, const std::vector<std::uintptr_t>& addresses) {
+            new (self) PointerList{to_pointers(addresses)};
+        })
+        .def("__len__", [](const PointerList& list) { return list.pointers.size(); });
+
+    nb::class_<bindings::TensorFingerprint>(m, "TensorFingerprint")
+        .def(nb::init<>())
+        .def("changed", &bindings::TensorFingerprint::changed, nb::arg("tensors"))
+        .def("forget", &bindings::TensorFingerprint::forget);
 
     m.def(
         "compile",

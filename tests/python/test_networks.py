@@ -205,6 +205,29 @@ def test_writes_through_data_are_seen_after_reload_parameters():
     assert_close_rel(sol_model(x), after, name="after .data writes and reload_parameters()")
 
 
+def test_data_assignment_and_inference_tensors_are_seen():
+    """`weight.data = w` keeps the version counter but moves the memory: the next call reads the new
+    values. Parameters made in inference mode have no version counter: every call reads them anew,
+    so an in-place write to one is seen too."""
+    model = small_cnn(seed=14)
+    x = torch.randn(2, 3, 16, 16)
+    sol_model = optimize(model, x)
+    before = sol_model(x)
+    torch.manual_seed(15)
+    model.features[4].weight.data = torch.randn_like(model.features[4].weight)
+    after = eager(model, x)
+    assert max_rel_error(after, before) > 1e-3, "test set-up: the new weight should change the output"
+    assert_close_rel(sol_model(x), after, name="after weight.data = w")
+    with torch.inference_mode():
+        mean = torch.randn(8)
+    model.features[1]._buffers["running_mean"] = mean
+    sol_model.get_submodule("features.1")._buffers["running_mean"] = mean
+    assert_close_rel(sol_model(x), eager(model, x), name="with an inference-mode buffer")
+    with torch.inference_mode():
+        mean.add_(1.0)
+    assert_close_rel(sol_model(x), eager(model, x), name="after an in-place write to the inference-mode buffer")
+
+
 def test_direct_dictionary_writes_and_functional_call_are_seen():
     """Tensors put into a module's dictionaries directly (as Module._apply and
     torch.func.functional_call do) are what the next call reads, in eval and in training mode."""

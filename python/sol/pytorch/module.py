@@ -124,14 +124,16 @@ class _Compiled:
     resolved_at: int = -1
     # Positions of slots whose writes nothing counts (plain tensor attributes): read per call.
     uncounted: list[int] = field(default_factory=list)
-    # _fingerprint() of the parameters at the last call; None: derive values anew.
-    fingerprint: list | None = None
+    # Identity, memory and in-place version of the parameters at the last call (sol._core.
+    # TensorFingerprint); forget() it to derive values anew.
+    fingerprint: Any = field(default_factory=lambda: core().TensorFingerprint())
     # Whether an input has no elements (then the runtime is not called); known at the first call,
     # since an entry serves one shape set.
     empty_inputs: bool | None = None
-    # The tensors handed to the runtime at the last change, and their pointers.
+    # The tensors handed to the runtime at the last change, and their pointers (a
+    # sol._core.PointerList, converted once).
     parameters: list[torch.Tensor] = field(default_factory=list)
-    parameter_pointers: list[int] = field(default_factory=list)
+    parameter_pointers: Any = None
     # Held while a call recomputes parameter-derived values, so concurrent calls
     # never read them half-written.
     refresh_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -209,18 +211,6 @@ class _Engine:
 
 def _format_shapes(shapes: Shapes) -> str:
     return ", ".join(str(list(shape)) for shape in shapes)
-
-
-def _fingerprint(tensors: list[Any]) -> list | None:
-    """Identity, memory and in-place version of each tensor: any change means the
-    runtime must re-read them and recompute what it derived from them. None when
-    it cannot be computed (not a tensor, or an inference-mode tensor, which has no
-    version counter): then everything counts as changed. (A list: built on every
-    call, and a list comprehension is the cheapest way there.)"""
-    try:
-        return [(id(tensor), tensor.data_ptr(), tensor._version) for tensor in tensors]
-    except (AttributeError, RuntimeError):
-        return None
 
 
 class SolModule(torch.nn.Module):
@@ -431,7 +421,7 @@ class SolModule(torch.nn.Module):
                 self._raise_parameter_error(name, shape, tensor, device_type)
             handed.append(tensor if tensor.is_contiguous() else tensor.contiguous())
         entry.parameters = handed
-        entry.parameter_pointers = [tensor.data_ptr() for tensor in handed]
+        entry.parameter_pointers = core().PointerList([tensor.data_ptr() for tensor in handed])
 
     def _raise_parameter_error(self, name: str, shape: tuple[int, ...], tensor: Any, device_type: str) -> None:
         if not isinstance(tensor, torch.Tensor):
@@ -512,14 +502,17 @@ class SolModule(torch.nn.Module):
         engine = self._sol
         with engine.lock:
             current = self._parameters_of(entry)
-            fingerprint = _fingerprint(current)
-            changed = fingerprint is None or fingerprint != entry.fingerprint
+            # Identity, memory and in-place version of each tensor: any change means the runtime
+            # must re-read them and recompute what it derived from them.
+            changed = entry.fingerprint.changed(current)
             if changed:
-                # Only changed parameters are validated again: the fast path is one
-                # list comparison.
-                with torch.no_grad():  # contiguous copies of parameters are not part of any graph
-                    self._hand_over(entry, current, device_type)
-                entry.fingerprint = fingerprint
+                # Only changed parameters are validated again: the fast path is the fingerprint.
+                try:
+                    with torch.no_grad():  # contiguous copies of parameters are not part of any graph
+                        self._hand_over(entry, current, device_type)
+                except BaseException:
+                    entry.fingerprint.forget()  # validated again next time
+                    raise
                 entry.refresh_lock.acquire()  # taken under engine.lock: no call slips in between
             # Local references: keep the handed-over tensors (possibly contiguous
             # copies) alive through run() even if another thread replaces them.
@@ -534,7 +527,7 @@ class SolModule(torch.nn.Module):
             # Batch 0 is legal in PyTorch. Empty tensors have no memory to point at,
             # so the runtime is not called; there is nothing to compute.
             if changed:
-                entry.fingerprint = None
+                entry.fingerprint.forget()
                 entry.refresh_lock.release()
             if all(output.numel() == 0 for output in outputs):
                 return outputs
@@ -550,7 +543,7 @@ class SolModule(torch.nn.Module):
             try:
                 entry.model.run(input_pointers, parameter_pointers, output_pointers, True, threads)
             except BaseException:
-                entry.fingerprint = None  # derived values may be half-written: recompute next time
+                entry.fingerprint.forget()  # derived values may be half-written: recompute next time
                 raise
             finally:
                 entry.refresh_lock.release()
@@ -573,7 +566,7 @@ class SolModule(torch.nn.Module):
             self._sol.slots_resolved_at = -1
             for compiled in self._sol.compiled.values():
                 for entry in (compiled.forward, compiled.backward) if isinstance(compiled, _TrainingPair) else (compiled,):
-                    entry.fingerprint = None
+                    entry.fingerprint.forget()
                     entry.resolved_at = -1
 
     def extra_repr(self) -> str:
