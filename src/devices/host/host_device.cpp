@@ -83,13 +83,11 @@ public:
         const char* env = std::getenv("SOL_LAYOUT");
         std::string layout = env != nullptr ? env : "";
         if (layout.empty()) layout = target_.vector_width >= 16 ? "channels_last" : "blocked";
-        if (layout != "channels_last" && layout != "blocked" && layout != "plain" && layout != "hybrid")
+        if (layout != "channels_last" && layout != "blocked" && layout != "plain")
             throw DeviceError("SOL_LAYOUT=" + layout + " is not a layout: channels_last, blocked or plain");
         std::vector<int> blocks;
         if (layout == "channels_last")
             blocks.push_back(passes::kChannelsLast);
-        else if (layout == "hybrid")
-            blocks = {16, passes::kChannelsLast};
         else if (layout == "blocked")
             for (int block = target_.vector_width; block >= 8; block /= 2) blocks.push_back(block);
         // Each cluster's backend, chosen once with every tensor row-major.
