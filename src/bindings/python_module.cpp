@@ -1,7 +1,8 @@
 // The Python extension `sol._core`: a thin layer over the core for the
 // framework front ends (python/sol). See python/sol/_core.pyi for the
 // documented surface. No framework types cross this boundary: tensors arrive
-// as integer addresses of host memory.
+// as integer addresses of host memory (only TensorFingerprint looks at tensor
+// objects, through the `data_ptr()` and `_version` attributes they have).
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/pair.h>
