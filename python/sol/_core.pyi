@@ -86,16 +86,16 @@ class CompiledModel:
     measured_calls: int       # of those, timed while loading (0: choices from the cache)
     profile: list[tuple[str, list[float]]]  # SOL_PROFILE=1: per step, seconds per call
 
-    def run(self, inputs: Sequence[int], parameters: Sequence[int] | PointerList, outputs: Sequence[int],
+    def run(self, inputs: Sequence[int], parameters: PointerList, outputs: Sequence[int],
             parameters_changed: bool, threads: int = 0) -> None:
-        """Pointers (as ints) to contiguous host memory. Releases the GIL; safe to
+        """Pointers (as ints; the parameters' converted once) to contiguous host memory. Releases the GIL; safe to
         call from several threads at once. `parameters_changed` tells the runtime
         to recompute values derived from parameters only (e.g. folded BatchNorm).
         `threads` > 0 sets the OpenMP threads of the kernels (SolModule passes
         torch.get_num_threads())."""
 
 class PointerList:
-    """Pointers (as ints) converted once, for run() calls that pass the same ones again."""
+    """Pointers (as ints) converted once: run() gets the same parameters call after call."""
     def __init__(self, addresses: Sequence[int]) -> None: ...
     def __len__(self) -> int: ...
 

@@ -180,17 +180,6 @@ NB_MODULE(_core, m) {
                 c.run(in, parameters.pointers, out, parameters_changed, threads);
             },
             nb::arg("inputs"), nb::arg("parameters"), nb::arg("outputs"), nb::arg("parameters_changed"),
-            nb::arg("threads") = 0)
-        .def(
-            "run",
-            [](runtime::CompiledModel& c, const std::vector<std::uintptr_t>& inputs,
-               const std::vector<std::uintptr_t>& parameters, const std::vector<std::uintptr_t>& outputs,
-               bool parameters_changed, int threads) {
-                const auto in = to_pointers(inputs), params = to_pointers(parameters), out = to_pointers(outputs);
-                nb::gil_scoped_release release;
-                c.run(in, params, out, parameters_changed, threads);
-            },
-            nb::arg("inputs"), nb::arg("parameters"), nb::arg("outputs"), nb::arg("parameters_changed"),
             nb::arg("threads") = 0);
 
     nb::class_<PointerList>(m, "PointerList")

@@ -196,10 +196,7 @@ bool append_post_op(const ir::Graph& graph, const ir::Node& node, int running, s
     return true;
 }
 
-}  // namespace
-
-namespace {
-
+// oneDNN has nChw4c, nChw8c and nChw16c: other one-block tensors are only NHWC.
 bool blocked_format_exists(int block) { return block == 4 || block == 8 || block == 16; }
 
 }  // namespace

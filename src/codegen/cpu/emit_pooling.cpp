@@ -40,8 +40,7 @@ namespace {
 
 // The end of a blocked pooling kernel's pixel: register `acc` through the fused chain into the
 // output, as one vector where the chain has vector forms (a max needs no divisor per pixel), else
-// lane by lane.
-// `acc` holds lanes ck * L .. ck * L + L - 1 of the block (all B of them when
+// lane by lane. `acc` holds lanes ck * L .. ck * L + L - 1 of the block (all B of them when
 // `whole_block`).
 std::string store_pooled(KernelBuilder& b, bool max, const ir::Node& node, bool whole_block) {
     if (const std::string chain = max && whole_block ? b.vector_chain_and_store(1, true) : ""; !chain.empty())
@@ -131,7 +130,6 @@ void emit_blocked_pooling(KernelBuilder& b) {
           << "    int64_t kh_lo = 0, kh_hi = KH;\n"
           << "    while (kh_lo < KH && i2 * SH - PH + kh_lo * DH < 0) ++kh_lo;\n"
           << "    while (kh_hi > kh_lo && i2 * SH - PH + (kh_hi - 1) * DH >= H) --kh_hi;\n"
-
           << "    for (int64_t i3 = 0; i3 < OW; ++i3)"
           << (whole_block ? " {\n" : "\n    for (int64_t ck = 0; ck < B / L; ++ck) {  // registers of the pixel\n")
           << "        vec acc = sol_vsplat<vec>(" << (max ? "-INFINITY" : "0.0f") << ");\n"
