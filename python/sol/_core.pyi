@@ -82,6 +82,7 @@ class CompiledModel:
     aliased_reshapes: int           # reshapes that are no step: their output is their input's memory
     kernel_descriptions: list[str]  # every per-call step in order: "concat + mul + add + relu -> f32[...]  # origins"
     derived_bytes: int        # kept between calls for parameter-derived values
+    layout: str               # how the device laid out the tensors between kernels ("channels_last", "blocked")
     tuned_calls: int          # library calls whose backend autotuning chose
     measured_calls: int       # of those, timed while loading (0: choices from the cache)
     profile: list[tuple[str, list[float]]]  # SOL_PROFILE=1: per step, seconds per call
@@ -112,8 +113,10 @@ def compile(graph: Graph, device: str, index: int, autotuning: bool = True, thre
             keep_for_deployment: bool = False, weights_change_every_call: bool = False) -> CompiledModel:
     """Generate, build (through the cache) and load. `autotuning` times library
     kernels against generated code where both can run a layer and keeps the
-    faster (choices cached per module and thread count); `threads` > 0 is the
-    OpenMP thread count to measure with. `keep_for_deployment`: keep what
+    faster (choices cached per module and thread count), and where the device
+    can lay out the network's tensors more than one way, compiles each, times
+    whole calls and keeps the fastest (runtime/choose_layout.h; cached too);
+    `threads` > 0 is the OpenMP thread count to measure with. `keep_for_deployment`: keep what
     deploy_shared_library needs (the lowered graph, the calls, the source).
     `weights_change_every_call`: the models of a training step; library kernels
     reorder weights per call instead of keeping reordered copies."""

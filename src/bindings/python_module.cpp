@@ -19,6 +19,7 @@
 #include "sol/ir/print.h"
 #include "sol/jit/compile_cache.h"
 #include "sol/passes/pipeline.h"
+#include "sol/runtime/choose_layout.h"
 #include "sol/runtime/compiled_model.h"
 #include "tensor_fingerprint.h"
 
@@ -167,6 +168,7 @@ NB_MODULE(_core, m) {
         .def_prop_ro("aliased_reshapes", &runtime::CompiledModel::aliased_reshapes)
         .def_prop_ro("kernel_descriptions", &runtime::CompiledModel::kernel_descriptions)
         .def_prop_ro("workspace_bytes", &runtime::CompiledModel::workspace_bytes)
+        .def_prop_ro("layout", &runtime::CompiledModel::layout)
         .def_prop_ro("derived_bytes", &runtime::CompiledModel::derived_bytes)
         .def_prop_ro("profile", &runtime::CompiledModel::profile)
         .def_prop_ro("tuned_calls", &runtime::CompiledModel::tuned_calls)
@@ -199,9 +201,9 @@ NB_MODULE(_core, m) {
            bool keep_for_deployment, bool weights_change_every_call) {
             devices::Device& target = devices::find_device(device, index);
             nb::gil_scoped_release release;  // compiling takes seconds; let other Python threads run
-            return std::make_shared<runtime::CompiledModel>(
+            return std::shared_ptr<runtime::CompiledModel>(runtime::compile_fastest_layout(
                 graph, target,
-                runtime::CompileOptions{autotuning, threads, keep_for_deployment, weights_change_every_call});
+                runtime::CompileOptions{autotuning, threads, keep_for_deployment, weights_change_every_call, ""}));
         },
         nb::arg("graph"), nb::arg("device"), nb::arg("index"), nb::arg("autotuning") = true, nb::arg("threads") = 0,
         nb::arg("keep_for_deployment") = false, nb::arg("weights_change_every_call") = false);

@@ -3,48 +3,29 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
-#include <random>
-#include <set>
 #include <string>
 #include <unistd.h>
 
 #include "sol/log.h"
+#include "scratch_buffers.h"
 
 namespace sol::runtime {
 namespace {
 
-std::size_t byte_count(const ir::Tensor& t) { return ir::element_count(t.shape) * ir::byte_size(t.dtype); }
-
-// Scratch memory for every tensor either kernel touches; freed on scope exit.
-class ScratchBuffers {
-public:
-    ScratchBuffers(devices::Device& device, const ir::Graph& graph, const std::set<int>& tensors) : device_(device) {
-        std::mt19937 engine(1234);
-        std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-        for (int id : tensors) {
+// Buffers for every tensor either kernel touches, in `arguments` order.
+std::vector<void*> scratch_arguments(ScratchBuffers& scratch, const ir::Graph& graph, const std::vector<int>& arguments) {
+    std::map<int, void*> buffer_of;
+    std::vector<void*> args;
+    for (int id : arguments) {
+        auto found = buffer_of.find(id);
+        if (found == buffer_of.end()) {
             const ir::Tensor& t = graph.tensor(id);
-            std::vector<char> host(std::max<std::size_t>(byte_count(t), 1), 0);
-            if (t.dtype == ir::DType::Float32)
-                for (std::size_t k = 0; k < host.size() / sizeof(float); ++k)
-                    reinterpret_cast<float*>(host.data())[k] = value(engine);
-            void* memory = device.allocate(host.size());
-            device.copy_from_host(memory, host.data(), host.size());
-            buffers_[id] = memory;
+            found = buffer_of.emplace(id, scratch.add(ir::element_count(t.shape), t.dtype)).first;
         }
+        args.push_back(found->second);
     }
-    ~ScratchBuffers() {
-        for (const auto& [id, memory] : buffers_) device_.release(memory);
-    }
-    std::vector<void*> pointers(const std::vector<int>& ids) const {
-        std::vector<void*> result;
-        for (int id : ids) result.push_back(buffers_.at(id));
-        return result;
-    }
-
-private:
-    devices::Device& device_;
-    std::map<int, void*> buffers_;
-};
+    return args;
+}
 
 template <typename Call>
 double median_seconds(devices::Device& device, int runs, Call call) {
@@ -72,8 +53,8 @@ double median_seconds(devices::Device& device, int runs, Call call) {
 
 double time_library(devices::Device& device, const ir::Graph& graph, backends::LibraryKernel& library,
                     const std::vector<int>& arguments, int runs) {
-    ScratchBuffers scratch(device, graph, std::set<int>(arguments.begin(), arguments.end()));
-    std::vector<void*> args = scratch.pointers(arguments);
+    ScratchBuffers scratch(device);
+    std::vector<void*> args = scratch_arguments(scratch, graph, arguments);
     library.prepare(args.data());
     // The kernel's own per-call memory, passed after the output as the runtime does.
     struct Workspace {
@@ -87,8 +68,8 @@ double time_library(devices::Device& device, const ir::Graph& graph, backends::L
 
 double time_generated(devices::Device& device, const ir::Graph& graph, devices::KernelFunction function,
                       const std::vector<int>& arguments, int runs) {
-    ScratchBuffers scratch(device, graph, std::set<int>(arguments.begin(), arguments.end()));
-    const std::vector<void*> args = scratch.pointers(arguments);
+    ScratchBuffers scratch(device);
+    const std::vector<void*> args = scratch_arguments(scratch, graph, arguments);
     return median_seconds(device, runs, [&] { device.launch(function, args.data()); });
 }
 

@@ -54,7 +54,9 @@ CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, co
     // The thread count autotuning measures with (the caller's thread only).
     if (options.threads > 0) omp_set_num_threads(options.threads);
     ir::Graph graph = fused;
-    device.lower(graph);
+    const std::vector<std::string> layouts = device.layouts();
+    layout_ = !options.layout.empty() || layouts.empty() ? options.layout : layouts.front();
+    device.lower(graph, layout_);
     ir::verify(graph, "after the " + device.name() + " device lowered it");
     codegen::GeneratedModule module = device.generate(graph);
     library_ = device.build(module);

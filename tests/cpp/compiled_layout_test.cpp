@@ -105,7 +105,7 @@ std::string effective_layout(const std::optional<std::string>& layout) {
 std::multiset<std::string> blocked_results(const ir::Graph& fused, const std::optional<std::string>& layout) {
     const bool channels_last = effective_layout(layout) == "channels_last";
     ir::Graph lowered = fused;  // the compiled model lowers its own copy the same way
-    sol::devices::find_device("x86", 0).lower(lowered);
+    sol::devices::find_device("x86", 0).lower(lowered, "");
     std::multiset<std::string> names;
     for (const ir::Node& node : lowered.nodes()) {
         const ir::Tensor& t = lowered.tensor(node.output);

@@ -60,7 +60,7 @@ class DeployTest : public FreshCache {};
 TEST_F(DeployTest, SerializedGraphReadsBackExactly) {
     ir::Graph g = small_network(2);
     sol::passes::run_pipeline(g);
-    sol::devices::find_device("x86", 0).lower(g);
+    sol::devices::find_device("x86", 0).lower(g, "");
     const std::string text = ir::serialize(g);
     const ir::Graph back = ir::deserialize(text);
     EXPECT_EQ(ir::serialize(back), text);

@@ -461,7 +461,7 @@ protected:
 // get the same one here.
 int part_block(const ir::Graph& fused) {
     ir::Graph lowered = fused;  // the compiled model lowers its own copy the same way
-    sol::devices::find_device("x86", 0).lower(lowered);
+    sol::devices::find_device("x86", 0).lower(lowered, "");
     std::set<int> blocks;
     for (const ir::Node& node : lowered.nodes())
         if (node.origin == "relu_a" || node.origin == "relu_b")

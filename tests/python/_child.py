@@ -47,6 +47,8 @@ def main():
     result = {"cache_dir": sol.cache.dir()}
     sol_model, err = check_once(model, x)
     result["max_rel_error"] = err
+    # The shared objects the model runs (the cache also keeps layouts that lost the timing).
+    result["libraries"] = [entry.model.library_path for entry in sol_model._sol.compiled.values()]
     if mode == "clear":
         result["cleared"] = sol.cache.clear()
         # the model built before the clear still runs (its code is loaded)

@@ -36,10 +36,16 @@ public:
 
     // Backends this device offers, in order of preference ("dfp", later "dnn").
     virtual std::vector<std::string> backends() const = 0;
+    // The ways this device can lay out the tensors its kernels share, its
+    // own choice first (the host: channels last or channel blocks). With
+    // two or more, compiling times the network in each and keeps the
+    // fastest (runtime/choose_layout.h). Empty: one way only.
+    virtual std::vector<std::string> layouts() const { return {}; }
     // Device-specific lowering of a fused graph, before `generate`: the host
-    // picks channel-blocked layouts for the tensors its kernels share. Runs
-    // on the compiled model's own copy of the graph.
-    virtual void lower(ir::Graph& graph) { (void)graph; }
+    // gives the tensors its kernels share `layout` (one of layouts(); empty:
+    // the device's own choice). Runs on the compiled model's own copy of
+    // the graph.
+    virtual void lower(ir::Graph& graph, const std::string& layout) { (void)graph, (void)layout; }
     // Source for every kernel of a fused (and lowered) graph.
     virtual codegen::GeneratedModule generate(const ir::Graph& graph) = 0;
     // Compiles a generated module (through the cache) and loads it.

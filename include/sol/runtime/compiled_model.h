@@ -34,6 +34,9 @@ struct CompileOptions {
     // models of a training step): library kernels reorder weights per call
     // instead of keeping reordered copies (LibraryKernel::reorder_weights_in_run).
     bool weights_change_every_call = false;
+    // How the device lays out the tensors its kernels share: one of
+    // Device::layouts(); empty: the device's own choice.
+    std::string layout;
 };
 
 // What a compiled model is made of, kept with CompileOptions::keep_for_deployment.
@@ -77,6 +80,14 @@ public:
     int aliased_reshapes() const { return aliased_reshapes_; }
     std::vector<std::string> kernel_descriptions() const;
     std::size_t workspace_bytes() const { return workspace_bytes_; }
+    // The layout the device lowered the graph with (CompileOptions::layout,
+    // else the device's own choice); empty for a model loaded prebuilt.
+    const std::string& layout() const { return layout_; }
+    // How many layouts were compiled and timed to choose layout()
+    // (runtime/choose_layout.h); 0 when the choice came from the cache or
+    // none was timed.
+    int timed_layouts() const { return timed_layouts_; }
+    void set_timed_layouts(int count) { timed_layouts_ = count; }
     // The most per-call memory one library kernel takes inside the workspace
     // (LibraryKernel::workspace_bytes, 64-byte aligned): its scratchpad and
     // operands reordered into its layouts.
@@ -143,6 +154,8 @@ private:
     void release_workspace(void* workspace);
 
     devices::Device& device_;
+    std::string layout_;
+    int timed_layouts_ = 0;
     std::shared_ptr<jit::SharedLibrary> library_;
     std::unique_ptr<DeploymentArtifacts> deployment_;
     std::vector<TensorInfo> inputs_, parameters_, outputs_;

@@ -294,7 +294,7 @@ class SolModule(torch.nn.Module):
         engine = self._sol
         model = core().compile(graph, device.name, index, engine.autotuning, torch.get_num_threads(),
                                weights_change_every_call=training_step)
-        logger.debug("compiled for %s:%d: %s", device.name, index, model.source_path)
+        logger.debug("compiled for %s:%d in the %s layout: %s", device.name, index, model.layout, model.source_path)
         known_inputs = engine.input_names + [SEED_INPUT] if input_names is None else input_names
         unknown = [name for name in model.parameter_names if name not in parameter_names]
         if unknown:
@@ -705,9 +705,11 @@ def optimize(
 
     `autotuning`: where a layer can run both in a vendor library (oneDNN) and
     in SOL's generated code, time both on this machine while compiling and
-    keep the faster; the choices are cached with the compiled kernels (per
-    thread count), so a warm start measures nothing. False: the library
-    wherever it supports the layer."""
+    keep the faster; where the device can lay out the network's tensors more
+    than one way (channels last or channel blocks on the CPU), compile each
+    and keep the one whose whole calls run faster. The choices are cached
+    (per thread count), so a warm start measures nothing. False: the library
+    wherever it supports the layer, and the device's default layout."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"optimize() needs a torch.nn.Module, got {type(model).__name__}")
     shapes, example_dtypes = _input_specs(input_size_or_example_tensor)

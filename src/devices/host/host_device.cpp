@@ -72,19 +72,26 @@ public:
     }
 
     // Image tensors between the kernels that handle them are laid out for
-    // vector code. With AVX-512: channels last (NHWC), for which oneDNN has
-    // its brgemm convolutions (any channel count, no padding); against
-    // NCHW16c/8c blocks every zoo network ran 1-7% faster at batch 1, the
-    // zoo's geomean 1% at batch 8 (resnet50 4% slower there: oneDNN's NHWC
-    // 1x1 convolutions with a residual sum). Otherwise channel blocks of a
-    // register (NCHW8c on AVX2). SOL_LAYOUT=blocked picks the blocks,
-    // channels_last NHWC, plain keeps everything row-major (comparisons).
-    void lower(ir::Graph& graph) override {
-        const char* env = std::getenv("SOL_LAYOUT");
-        std::string layout = env != nullptr ? env : "";
-        if (layout.empty()) layout = target_.vector_width >= 16 ? "channels_last" : "blocked";
+    // vector code: channels last (NHWC), for which oneDNN has its brgemm
+    // convolutions on AVX-512 (any channel count, no padding), or channel
+    // blocks of a register (NCHW16c, NCHW8c). Neither wins everywhere: on
+    // AVX-512 NHWC ran every zoo network 1-19% faster at batch 1, but at
+    // batch 8 resnet50 and squeezenet1_1 were 6-8% faster blocked (oneDNN's
+    // NHWC 1x1 convolutions with a residual sum), so both are offered and
+    // compiling keeps the faster per network. SOL_LAYOUT=channels_last,
+    // blocked or plain (everything row-major, for comparisons) forces one.
+    std::vector<std::string> layouts() const override {
+        const char* forced = std::getenv("SOL_LAYOUT");
+        if (forced != nullptr && *forced != '\0') return {forced};
+        if (target_.vector_width >= 16) return {"channels_last", "blocked"};
+        if (target_.vector_width >= 8) return {"blocked", "channels_last"};
+        return {"blocked"};  // NEON's 4 lanes: no blocks of 8 or more, so row-major
+    }
+
+    void lower(ir::Graph& graph, const std::string& requested) override {
+        const std::string layout = requested.empty() ? layouts().front() : requested;
         if (layout != "channels_last" && layout != "blocked" && layout != "plain")
-            throw DeviceError("SOL_LAYOUT=" + layout + " is not a layout: channels_last, blocked or plain");
+            throw DeviceError("layout '" + layout + "' (from SOL_LAYOUT?) is not one of channels_last, blocked, plain");
         std::vector<int> blocks;
         if (layout == "channels_last")
             blocks.push_back(passes::kChannelsLast);
