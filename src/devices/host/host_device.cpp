@@ -75,8 +75,8 @@ public:
     // vector code: channels last (NHWC), for which oneDNN has its brgemm
     // convolutions on AVX-512 (any channel count, no padding), or channel
     // blocks of a register (NCHW16c, NCHW8c). Neither wins everywhere: on
-    // AVX-512 NHWC ran every zoo network 1-19% faster at batch 1, but at
-    // batch 8 resnet50 and squeezenet1_1 were 6-8% faster blocked (oneDNN's
+    // AVX-512 every zoo network took 1-19% less time in NHWC at batch 1, but
+    // at batch 8 resnet50 and squeezenet1_1 took 6-8% less blocked (oneDNN's
     // NHWC 1x1 convolutions with a residual sum), so both are offered and
     // compiling keeps the faster per network. SOL_LAYOUT=channels_last,
     // blocked or plain (everything row-major, for comparisons) forces one.
