@@ -116,8 +116,9 @@ def compile(graph: Graph, device: str, index: int, autotuning: bool = True, thre
     faster (choices cached per module and thread count), and where the device
     can lay out the network's tensors more than one way, compiles each, times
     whole calls and keeps the fastest (runtime/choose_layout.h; cached too);
-    `threads` > 0 is the OpenMP thread count to measure with. `keep_for_deployment`: keep what
-    deploy_shared_library needs (the lowered graph, the calls, the source).
+    `threads` > 0 is the OpenMP thread count to measure with.
+    `keep_for_deployment`: keep what deploy_shared_library needs (the lowered
+    graph, the calls, the source).
     `weights_change_every_call`: the models of a training step; library kernels
     reorder weights per call instead of keeping reordered copies."""
 
