@@ -33,8 +33,7 @@ constexpr double kTimingSeconds = 1.0;
 // Other layouts are compiled and timed only where a call in the device's
 // own takes at least this long (SOL_LAYOUT_TIMING_MS, default 5 ms): on
 // shorter calls the layouts differed by tens of microseconds (densenet169 at
-// 32x32: 2.11 against 2.18 ms), while compiling such a network again took
-// half a minute.
+// 32x32: 2.11 against 2.18 ms).
 double worth_timing_seconds() {
     const char* text = std::getenv("SOL_LAYOUT_TIMING_MS");
     if (text == nullptr || *text == '\0') return 5e-3;
@@ -45,8 +44,8 @@ double worth_timing_seconds() {
     return milliseconds * 1e-3;
 }
 
-// Nor where compiling the device's own layout took longer than this:
-// densenet161 at 32x32 took 33 s, for calls of 10 ms.
+// Nor where compiling the device's own layout took longer than this: each
+// other layout costs about as long again, for a few percent per call.
 constexpr double kMostCompileSeconds = 10;
 
 // Another layout replaces the device's own choice only when its median is

@@ -77,19 +77,26 @@ std::string KernelBuilder::declare_concat_parts(const ir::Node& concat) {
     const std::int64_t plane = shape[2] * shape[3];
     const int block = graph_.tensor(concat.inputs.front()).channel_block;
     const std::int64_t unit = block > 0 ? block : 1;  // channels per table entry
-    std::string bases, images;
-    for (int part : concat.inputs) {
-        const ir::Tensor& t = graph_.tensor(part);
-        const std::string p = pointer(part);
+    std::string parts, part_of, offsets, images;
+    auto append = [](std::string& list, const std::string& item) { list += (list.empty() ? "" : ", ") + item; };
+    for (std::size_t k = 0; k < concat.inputs.size(); ++k) {
+        const ir::Tensor& t = graph_.tensor(concat.inputs[k]);
+        append(parts, pointer(concat.inputs[k]));
         for (std::int64_t u = 0; u < t.shape[1] / unit; ++u) {
-            bases += (bases.empty() ? "" : ", ") + (u == 0 ? p : p + " + " + std::to_string(u * unit * plane));
-            images += (images.empty() ? "" : ", ") + std::to_string(t.shape[1] * plane);
+            append(part_of, std::to_string(k));
+            append(offsets, std::to_string(u * unit * plane));
+            append(images, std::to_string(t.shape[1] * plane));
         }
     }
+    // Only the parts' pointers are set at run time: a pointer per unit made
+    // densenet's 1664-channel tails thousands of stores long, which took
+    // GCC's SLP vectorizer seconds per kernel.
     const std::string units = std::to_string(shape[1] / unit);
     return "// The concatenated tensor is never stored: each " + std::string(block > 0 ? "channel block" : "channel") +
            " is read from its part.\n"
-           "const float* const part_base[" + units + "] = {" + bases + "};\n"
+           "const float* const parts[" + std::to_string(concat.inputs.size()) + "] = {" + parts + "};\n"
+           "static constexpr int32_t part_of[" + units + "] = {" + part_of + "};\n"
+           "static constexpr int64_t part_offset[" + units + "] = {" + offsets + "};\n"
            "static constexpr int64_t part_image[" + units + "] = {" + images + "};\n";
 }
 
@@ -98,12 +105,14 @@ std::string KernelBuilder::concat_element(const ir::Node& concat, const std::vec
     const ir::Shape& shape = graph_.tensor(concat.output).shape;
     const std::int64_t b = graph_.tensor(concat.inputs.front()).channel_block;
     const std::string pixel = "(" + index[2] + ")*" + std::to_string(shape[3]) + " + " + index[3];
-    if (b == 0)
-        return "part_base[" + index[1] + "][" + index[0] + "*part_image[" + index[1] + "] + " + pixel + "]";
+    auto unit_element = [](const std::string& u, const std::string& offset) {
+        return "parts[part_of[" + u + "]][part_offset[" + u + "] + " + offset + "]";
+    };
+    if (b == 0) return unit_element(index[1], index[0] + "*part_image[" + index[1] + "] + " + pixel);
     const std::string u = block.empty() ? "(" + index[1] + ") / " + std::to_string(b) : block;
     const std::string l = lane.empty() ? "(" + index[1] + ") % " + std::to_string(b) : lane;
-    return "part_base[" + u + "][" + index[0] + "*part_image[" + u + "] + (" + pixel + ")*" + std::to_string(b) +
-           (l == "0" ? "" : " + " + l) + "]";
+    return unit_element(u, index[0] + "*part_image[" + u + "] + (" + pixel + ")*" + std::to_string(b) +
+                               (l == "0" ? "" : " + " + l));
 }
 
 std::string KernelBuilder::input_value(const std::vector<std::string>& index, const std::string& block,

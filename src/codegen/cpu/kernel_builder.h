@@ -49,9 +49,10 @@ public:
     // declare_concat_parts() first when the prologue starts with a concat.
     std::string input_value(const std::vector<std::string>& index, const std::string& block = "",
                             const std::string& lane = "", int lane_block = -1);
-    // For a channel concat whose parts share one layout: declares
-    // `part_base[u]` (the first element of channel unit u of image 0; a
-    // unit is a block of the parts' blocking, or one channel) and
+    // For a channel concat whose parts share one layout: declares the
+    // parts' pointers `parts[k]` and, per channel unit u (a block of the
+    // parts' blocking, or one channel), `part_of[u]` (its part),
+    // `part_offset[u]` (its first element of image 0 in that part) and
     // `part_image[u]` (the part's elements per image).
     std::string declare_concat_parts(const ir::Node& concat);
     // The concat's element at `index` (blocked: `block`/`lane` name it) from
