@@ -107,16 +107,19 @@ public:
     }
     // Seconds one call of `model` takes.
     double call(CompiledModel& model, bool parameters_changed) {
-        if (model.inputs().size() != inputs_.size() || model.parameters().size() != parameters_.size() ||
-            model.outputs().size() != outputs_.size())
-            throw Error("internal: the " + model.layout() + " layout changed the model's operands");
         const auto start = std::chrono::steady_clock::now();
         model.run(inputs_, parameters_, outputs_, parameters_changed, threads_);
         device_.synchronize();
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
-    // The parameter stage (reordered weights), then one call as timed.
-    void warm_up(CompiledModel& model) { call(model, true), call(model, false); }
+    // The parameter stage (reordered weights), then one call as timed;
+    // first of all calls of `model`.
+    void warm_up(CompiledModel& model) {
+        if (model.inputs().size() != inputs_.size() || model.parameters().size() != parameters_.size() ||
+            model.outputs().size() != outputs_.size())
+            throw Error("internal: the " + model.layout() + " layout changed the model's operands");
+        call(model, true), call(model, false);
+    }
 
 private:
     devices::Device& device_;

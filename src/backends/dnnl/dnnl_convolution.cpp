@@ -220,11 +220,8 @@ public:
                 std::memcpy(dst, args[sum_], pd.dst_desc().get_size());
             }
         }
-        CallPointers pointers;
-        for (void* pointer : {src, weights, dst, scratchpad}) pointers.push(pointer);
-        if (bias_ >= 0) pointers.push(args[bias_]);
-        for (const auto& [index, slot] : binary_slots_) pointers.push(args[slot]);
-        variant.operands->execute(variant.primitive, stream, pointers.all());
+        variant.operands->execute(variant.primitive, stream,
+                                  forward_pointers(src, weights, dst, scratchpad, args, bias_, binary_slots_).all());
         if (variant.dst_out) {
             dn::memory result(pd.dst_desc(), engine(), dst), out(variant.plan.graph_dst, engine(), args[out_]);
             variant.dst_out.execute(stream, result, out);

@@ -140,11 +140,8 @@ public:
         // The addend of the sum post-op goes into the output first (unless
         // the output is computed in its buffer: same pointer).
         if (sum_ >= 0 && args[out_] != args[sum_]) std::memcpy(args[out_], args[sum_], plan_.dst.get_size());
-        CallPointers pointers;
-        for (void* pointer : {args[x_], weights, args[out_], scratchpad}) pointers.push(pointer);
-        if (bias_ >= 0) pointers.push(args[bias_]);
-        for (const auto& [index, slot] : binary_slots_) pointers.push(args[slot]);
-        operands_.execute(primitive_, stream, pointers.all());
+        operands_.execute(primitive_, stream,
+                          forward_pointers(args[x_], weights, args[out_], scratchpad, args, bias_, binary_slots_).all());
     }
 
 private:

@@ -114,4 +114,16 @@ void add_forward_operands(Operands& operands, const PrimitiveDesc& pd, bool has_
         operands.add(DNNL_ARG_ATTR_MULTIPLE_POST_OP(post.binary_inputs[i].first) | DNNL_ARG_SRC_1, post.binary_descs[i]);
 }
 
+// One call's pointers in add_forward_operands' order: the bias and the
+// binary side operands come from the kernel's arguments (`bias_slot` < 0:
+// none; `binary_slots`: (post-op index, argument slot) pairs).
+inline CallPointers forward_pointers(void* src, void* weights, void* dst, void* scratchpad, void* const* args,
+                                     int bias_slot, const std::vector<std::pair<int, int>>& binary_slots) {
+    CallPointers pointers;
+    for (void* pointer : {src, weights, dst, scratchpad}) pointers.push(pointer);
+    if (bias_slot >= 0) pointers.push(args[bias_slot]);
+    for (const auto& [index, slot] : binary_slots) pointers.push(args[slot]);
+    return pointers;
+}
+
 }  // namespace sol::backends::dnnl
