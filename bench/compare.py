@@ -130,7 +130,12 @@ def prepare(fw: str, model, x, work: Path, threads: int, reuse_onnx: bool = True
         sol.device.set(sol.device.x86, 0)
         sm = sol.optimize(model, x.size())
         sm.load_state_dict(model.state_dict())
-        return (lambda: sm(x)), info
+
+        def run():
+            return sm(x)
+
+        run.sol_module = sm  # child_main reports its memory
+        return run, info
     if fw == "compile":
         torch._dynamo.reset()  # a fresh compile per (network, batch), not a recompile
         cm = torch.compile(model, dynamic=False)  # default mode: Inductor
@@ -393,6 +398,14 @@ def rss_mib() -> tuple[float | None, float | None]:
     return field.get("VmHWM"), field.get("VmRSS")
 
 
+def sol_memory_mib(sm) -> dict:
+    """What SOL's compiled model holds beside the PyTorch model, in MiB: oneDNN's reordered
+    weights and other parameter-derived values (kept between calls), and the per-call workspace."""
+    (entry,) = sm._sol.compiled.values()
+    return {"sol_kept_mib": (entry.model.library_kept_bytes + entry.model.derived_bytes) / 2**20,
+            "sol_workspace_mib": entry.model.workspace_bytes / 2**20}
+
+
 def child_main(args) -> int:
     """One framework, one network, in a fresh process: preparation time and peak memory."""
     import torch
@@ -424,6 +437,8 @@ def child_main(args) -> int:
             for _ in range(3):
                 run()
         result["peak_rss_mib"] = rss_mib()[0]
+        if hasattr(run, "sol_module"):
+            result.update(sol_memory_mib(run.sol_module))
         result["status"] = "ok"
     except Exception as error:  # noqa: BLE001
         result.update(status="error", error=short(error))
@@ -505,6 +520,11 @@ def format_prep(prep: dict) -> str:
             lines.append(f"{fw:10} {cells[0]} {cells[1]} {peak} {base}  {PREP_WHAT[fw]}")
         lines += [f"  error: {n}" for n in notes]
         lines.append("")
+    sol_lines = [f"{name}: sol keeps {entry['sol']['warm']['sol_kept_mib']:.0f} MiB of weights in oneDNN's layouts "
+                 f"and folded values between calls, and plans {entry['sol']['warm']['sol_workspace_mib']:.1f} MiB "
+                 "of workspace per call (intermediates and oneDNN scratch)"
+                 for name, entry in prep.items() if "sol_kept_mib" in entry.get("sol", {}).get("warm", {})]
+    lines += sol_lines
     lines.append("peak = VmHWM of the warm process (torch + the PyTorch model + the framework, after "
                  "preparing and 4 calls); base = its RSS with torch and the model loaded, before the framework"
                  + (f"\n* other processes used more than {BUSY} cores on average during this preparation"

@@ -81,7 +81,9 @@ class CompiledModel:
     depth_first_calls: int          # kernels computing another kernel's result inside them (depth-first fusion)
     aliased_reshapes: int           # reshapes that are no step: their output is their input's memory
     kernel_descriptions: list[str]  # every per-call step in order: "concat + mul + add + relu -> f32[...]  # origins"
+    workspace_bytes: int      # per-call memory of intermediates and library scratch (planned by lifetime)
     derived_bytes: int        # kept between calls for parameter-derived values
+    library_kept_bytes: int   # kept between calls by library kernels (weights in their layouts)
     layout: str               # how the device laid out the tensors between kernels ("channels_last", "blocked")
     tuned_calls: int          # library calls whose backend autotuning chose
     measured_calls: int       # of those, timed while loading (0: choices from the cache)

@@ -170,6 +170,7 @@ NB_MODULE(_core, m) {
         .def_prop_ro("workspace_bytes", &runtime::CompiledModel::workspace_bytes)
         .def_prop_ro("layout", &runtime::CompiledModel::layout)
         .def_prop_ro("derived_bytes", &runtime::CompiledModel::derived_bytes)
+        .def_prop_ro("library_kept_bytes", &runtime::CompiledModel::library_kept_bytes)
         .def_prop_ro("profile", &runtime::CompiledModel::profile)
         .def_prop_ro("tuned_calls", &runtime::CompiledModel::tuned_calls)
         .def_prop_ro("measured_calls", &runtime::CompiledModel::measured_calls)

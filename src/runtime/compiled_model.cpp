@@ -362,6 +362,13 @@ std::size_t CompiledModel::largest_library_scratch() const {
     return largest;
 }
 
+std::size_t CompiledModel::library_kept_bytes() const {
+    std::size_t total = 0;
+    for (const Step& step : steps_)
+        if (step.library) total += step.library->kept_bytes();
+    return total;
+}
+
 std::string CompiledModel::library_path() const { return library_->path().string(); }
 
 std::size_t CompiledModel::library_calls() const {

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include "sol/devices/device.h"
 #include "sol/error.h"
@@ -53,6 +55,35 @@ TEST(Devices, HostMemoryIsAlignedAndCopies) {
     host.copy_to_host(back, memory, sizeof(back));
     host.release(memory);
     EXPECT_EQ(std::memcmp(source, back, sizeof(source)), 0);
+}
+
+// Resident memory of this process in KiB (VmRSS).
+long resident_kib() {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+// Large blocks go back to the system when released (support/page_memory.h).
+// malloc maps the first blocks of these sizes too, but once it freed one it
+// serves the smaller from its heap and keeps it resident after release.
+TEST(Devices, LargeHostBlocksLeaveNothingResidentWhenReleased) {
+    devices::Device& host = devices::find_device("x86", 0);
+    constexpr std::size_t kBlock = std::size_t{24} << 20;
+    for (int round = 0; round < 2; ++round) {  // the second round: after malloc would have cached one
+        const long before = resident_kib();
+        ASSERT_GT(before, 0);
+        void* first = host.allocate(kBlock);
+        void* second = host.allocate(kBlock / 2);
+        std::memset(first, 1, kBlock);
+        std::memset(second, 1, kBlock / 2);
+        EXPECT_GE(resident_kib() - before, 30 * 1024) << "the blocks were written";
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(first) % 64, 0u);
+        host.release(second);
+        host.release(first);
+        EXPECT_LT(resident_kib() - before, 4 * 1024) << "round " << round;
+    }
 }
 
 TEST(Devices, CompilerDescriptionNamesFlags) {

@@ -32,6 +32,9 @@ public:
     // reuses memory of tensors no longer needed, and passes it after the
     // output: args[arguments.size()]. 0: nothing is passed.
     virtual std::size_t workspace_bytes() const { return 0; }
+    // Memory the kernel keeps between calls: its weights reordered into the
+    // library's layout (none after reorder_weights_in_run()).
+    virtual std::size_t kept_bytes() const { return 0; }
     // The weights change before every call (the models of a training step):
     // reorder them inside run() into its workspace instead of keeping a
     // reordered copy between calls, which would only add memory (a copy of

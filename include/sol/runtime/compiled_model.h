@@ -95,6 +95,9 @@ public:
     // Memory the model keeps between calls for parameter-derived values
     // (folded weights, constants), not counting library kernels' own copies.
     std::size_t derived_bytes() const { return derived_bytes_; }
+    // What library kernels keep between calls (LibraryKernel::kept_bytes):
+    // their weights reordered into the library's layouts.
+    std::size_t library_kept_bytes() const;
     // Library calls whose backend autotuning chose, and how many of those it
     // timed while loading (0 when the choices came from the cache).
     int tuned_calls() const { return tuned_calls_; }

@@ -194,6 +194,7 @@ public:
     }
 
     std::size_t workspace_bytes() const override { return layout_.total(); }
+    std::size_t kept_bytes() const override { return weights_memory_->kept_bytes(); }
 
     void run(void* const* args) override {
         const Variant& variant = variants_[current_];

@@ -137,6 +137,7 @@ public:
     }
 
     std::size_t workspace_bytes() const override { return layout_.total(); }
+    std::size_t kept_bytes() const override { return weights_memory_ ? weights_memory_->kept_bytes() : 0; }
 
     void run(void* const* args) override {
         dn::stream& stream = thread_stream();

@@ -4,10 +4,12 @@
 #include <cfloat>
 #include <cstdlib>
 #include <functional>
+#include <new>
 #include <numeric>
 #include <string>
 
 #include "sol/error.h"
+#include "sol/support/page_memory.h"
 
 namespace sol::backends::dnnl {
 
@@ -33,6 +35,14 @@ bool plannable(const std::function<void()>& plan, std::string& reason) {
 
 namespace {
 
+void* map_pages_or_null(std::size_t bytes) {
+    try {
+        return map_pages(bytes);
+    } catch (const std::bad_alloc&) {
+        return nullptr;
+    }
+}
+
 // Copies the framework's weights (`from` at `from_data`) into the layout a
 // primitive wants (`to` at `to_data`).
 void reorder_weights(const ::dnnl::memory::desc& from, void* from_data, const ::dnnl::memory::desc& to,
@@ -45,15 +55,18 @@ void reorder_weights(const ::dnnl::memory::desc& from, void* from_data, const ::
 
 }  // namespace
 
-ReorderedWeights::ReorderedWeights(std::size_t bytes)
-    : kept_(std::aligned_alloc(64, (std::max<std::size_t>(bytes, 1) + 63) / 64 * 64)) {
+ReorderedWeights::ReorderedWeights(std::size_t bytes) : bytes_((std::max<std::size_t>(bytes, 1) + 63) / 64 * 64) {
+    kept_ = bytes_ >= kPageMemoryThreshold ? map_pages_or_null(bytes_) : std::aligned_alloc(64, bytes_);
     if (kept_ == nullptr) throw Error("out of memory for reordered weights (" + std::to_string(bytes) + " bytes)");
 }
 
-ReorderedWeights::~ReorderedWeights() { std::free(kept_); }
+ReorderedWeights::~ReorderedWeights() { reorder_in_run(); }
 
 void ReorderedWeights::reorder_in_run() {
-    std::free(kept_);
+    if (bytes_ >= kPageMemoryThreshold)
+        unmap_pages(kept_, bytes_);
+    else
+        std::free(kept_);
     kept_ = nullptr;
 }
 

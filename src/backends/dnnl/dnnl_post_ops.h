@@ -58,12 +58,14 @@ public:
 
     void reorder_in_run();
     bool kept() const { return kept_ != nullptr; }
+    std::size_t kept_bytes() const { return kept() ? bytes_ : 0; }
     void prepare(const ::dnnl::memory::desc& from, void* data, const ::dnnl::memory::desc& to) const;
     // The weights for this run: the kept copy, or reordered into `scratch`.
     void* for_run(const ::dnnl::memory::desc& from, void* data, const ::dnnl::memory::desc& to, void* scratch) const;
 
 private:
-    void* kept_ = nullptr;
+    std::size_t bytes_;     // of the kept copy
+    void* kept_ = nullptr;  // mapped when large (support/page_memory.h)
 };
 
 // The chain as oneDNN post-ops; binary post-ops read a graph tensor.

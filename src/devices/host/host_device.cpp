@@ -4,13 +4,16 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <new>
 #include <thread>
+#include <unordered_map>
 
 #include "sol/backends/custom/custom_call.h"
 #include "sol/codegen/cpu/generate_module.h"
 #include "sol/log.h"
 #include "sol/passes/assign_layouts.h"
 #include "sol/passes/fuse_depth_first.h"
+#include "sol/support/page_memory.h"
 #ifdef SOL_HAVE_DNNL
 #include <oneapi/dnnl/dnnl_version.h>
 
@@ -48,13 +51,37 @@ public:
     std::string name() const override { return host_name(); }
     int index() const override { return index_; }
 
+    // Large blocks are mapped (support/page_memory.h: freed, they leave no
+    // resident heap behind); the rest comes from malloc.
     void* allocate(std::size_t bytes) override {
+        if (bytes >= kPageMemoryThreshold) {
+            void* memory = nullptr;
+            try {
+                memory = map_pages(bytes);
+            } catch (const std::bad_alloc&) {
+                throw DeviceError("out of host memory allocating " + std::to_string(bytes) + " bytes");
+            }
+            std::lock_guard<std::mutex> lock(mapped_mutex_);
+            mapped_bytes_[memory] = bytes;
+            return memory;
+        }
         const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
         void* memory = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
         if (memory == nullptr) throw DeviceError("out of host memory allocating " + std::to_string(bytes) + " bytes");
         return memory;
     }
-    void release(void* memory) override { std::free(memory); }
+    void release(void* memory) override {
+        {
+            std::lock_guard<std::mutex> lock(mapped_mutex_);
+            auto mapped = mapped_bytes_.find(memory);
+            if (mapped != mapped_bytes_.end()) {
+                unmap_pages(memory, mapped->second);
+                mapped_bytes_.erase(mapped);
+                return;
+            }
+        }
+        std::free(memory);
+    }
     void copy_to_host(void* destination, const void* source, std::size_t bytes) override {
         std::memcpy(destination, source, bytes);
     }
@@ -234,6 +261,8 @@ private:
     codegen::cpu::CpuTarget target_;
     mutable std::once_flag compiler_once_;
     mutable jit::Compiler compiler_;
+    std::mutex mapped_mutex_;
+    std::unordered_map<void*, std::size_t> mapped_bytes_;  // allocate()'s mapped blocks and their sizes
 };
 
 }  // namespace
