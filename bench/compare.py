@@ -5,12 +5,13 @@
     python bench/compare.py --quick                      # smoke test: 2 models, batch 1, 3 runs
     python bench/compare.py --models resnet50,vgg16 --batch-sizes 1 --runs 20
 
-Speed, in this one process, fp32, one thread count for all: per network (zoo_models.py, 224x224),
-batch size and framework: prepare, check the first output against eager (relative L2 > --tol:
-invalid); then each framework of the cell is timed in --passes blocks (the second pass in reverse
-order) of --runs calls after --warmup: the cell is the fastest block's median. Preparation time cold/warm and peak
-memory: each framework in fresh subprocesses. Prints tables, writes JSON and a PNG chart to
---out-dir. A framework that is missing or fails gets the reason in its cell. See bench/README.md.
+Speed, in this one process, fp32, one thread count for all: per network (zoo_models.py, 224x224)
+and batch size, every framework is prepared and its first output checked against eager (relative
+L2 > --tol: invalid); then each is timed in --passes blocks (the second pass in reverse order) of
+--runs calls after --warmup, and the cell is the fastest block's median. Preparation time
+cold/warm and peak memory: each framework in fresh subprocesses. Prints tables, writes JSON and a
+PNG chart to --out-dir. A framework that is missing or fails gets the reason in its cell. See
+bench/README.md.
 """
 
 from __future__ import annotations
