@@ -23,7 +23,6 @@ import math
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "python"))  # zoo_models: the zoo's networks
+from timing import median_time  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 DEFAULT_MODELS = ("resnet50,resnet18,densenet121,mobilenet_v2,shufflenet_v2_x1_0,squeezenet1_1,"
                   "vgg16,googlenet,mnasnet1_0,mlp")
@@ -242,18 +242,8 @@ def time_in_blocks(runs: dict, cells: dict, args) -> None:
             for fw in list(runs)[:: -1 if pass_ % 2 else 1]:
                 cell = cells[fw]
                 try:
-                    for attempt in range(1 + args.retries):
-                        time.sleep(args.pause)
-                        for _ in range(args.warmup):
-                            runs[fw]()
-                        times = []
-                        before = cpu_seconds()
-                        for _ in range(args.runs):
-                            start = time.perf_counter()
-                            runs[fw]()
-                            times.append(time.perf_counter() - start)
-                        load = foreign_load(before, cpu_seconds())
-                        ms = statistics.median(times) * 1e3
+                    for _ in range(1 + args.retries):
+                        ms, load = time_block(runs[fw], args)
                         cell.setdefault("block_ms", []).append(ms)
                         # the fastest undisturbed block; disturbed ones only while nothing better exists
                         if "ms" not in cell or (load <= BUSY and (ms < cell["ms"] or cell["foreign_load"] > BUSY)):
@@ -265,6 +255,14 @@ def time_in_blocks(runs: dict, cells: dict, args) -> None:
                     cell.update(status="error", error=f"run: {short(error)}")
                     traceback.print_exc(limit=3)
                     del runs[fw]
+
+
+def time_block(run, args) -> tuple[float, float]:
+    """One block of time_in_blocks: (median ms, cores other processes used meanwhile)."""
+    time.sleep(args.pause)
+    before = cpu_seconds()
+    seconds = median_time(run, args.runs, args.warmup)
+    return seconds * 1e3, foreign_load(before, cpu_seconds())
 
 
 def relative_l2(out, ref) -> float:

@@ -118,7 +118,8 @@ public:
         if (model.inputs().size() != inputs_.size() || model.parameters().size() != parameters_.size() ||
             model.outputs().size() != outputs_.size())
             throw Error("internal: the " + model.layout() + " layout changed the model's operands");
-        call(model, true), call(model, false);
+        call(model, true);
+        call(model, false);
     }
 
 private:

@@ -35,14 +35,6 @@ bool plannable(const std::function<void()>& plan, std::string& reason) {
 
 namespace {
 
-void* map_pages_or_null(std::size_t bytes) {
-    try {
-        return map_pages(bytes);
-    } catch (const std::bad_alloc&) {
-        return nullptr;
-    }
-}
-
 // Copies the framework's weights (`from` at `from_data`) into the layout a
 // primitive wants (`to` at `to_data`).
 void reorder_weights(const ::dnnl::memory::desc& from, void* from_data, const ::dnnl::memory::desc& to,
@@ -56,13 +48,18 @@ void reorder_weights(const ::dnnl::memory::desc& from, void* from_data, const ::
 }  // namespace
 
 ReorderedWeights::ReorderedWeights(std::size_t bytes) : bytes_((std::max<std::size_t>(bytes, 1) + 63) / 64 * 64) {
-    kept_ = bytes_ >= kPageMemoryThreshold ? map_pages_or_null(bytes_) : std::aligned_alloc(64, bytes_);
+    try {
+        kept_ = bytes_ >= kPageMemoryThreshold ? map_pages(bytes_) : std::aligned_alloc(64, bytes_);
+    } catch (const std::bad_alloc&) {
+    }
     if (kept_ == nullptr) throw Error("out of memory for reordered weights (" + std::to_string(bytes) + " bytes)");
 }
 
-ReorderedWeights::~ReorderedWeights() { reorder_in_run(); }
+ReorderedWeights::~ReorderedWeights() { release(); }
 
-void ReorderedWeights::reorder_in_run() {
+void ReorderedWeights::reorder_in_run() { release(); }
+
+void ReorderedWeights::release() {
     if (bytes_ >= kPageMemoryThreshold)
         unmap_pages(kept_, bytes_);
     else

@@ -64,6 +64,8 @@ public:
     void* for_run(const ::dnnl::memory::desc& from, void* data, const ::dnnl::memory::desc& to, void* scratch) const;
 
 private:
+    void release();  // of the kept copy, if any
+
     std::size_t bytes_;     // of the kept copy
     void* kept_ = nullptr;  // mapped when large (support/page_memory.h)
 };
