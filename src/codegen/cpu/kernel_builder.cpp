@@ -177,7 +177,9 @@ std::string layout_offset(const ir::Tensor& t, const std::vector<std::string>& i
         const std::int64_t b = t.channel_block;
         const std::string channel = dims[1].second;
         dims[1] = {shape[1] / b, block.empty() ? "(" + channel + " / " + std::to_string(b) + ")" : block};
-        dims.push_back({b, lane.empty() ? "(" + channel + " % " + std::to_string(b) + ")" : lane});
+        // One block of all channels (NHWC): the lane is the channel.
+        const std::string modulo = shape[1] == b ? channel : "(" + channel + " % " + std::to_string(b) + ")";
+        dims.push_back({b, lane.empty() ? modulo : lane});
     }
     std::string expression;
     std::int64_t stride = 1;

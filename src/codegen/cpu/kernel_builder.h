@@ -168,6 +168,9 @@ void emit_pointwise_conv(KernelBuilder& builder);
 // Depthwise convolutions on row-major images, a padded plane (split by stride) at a time.
 bool is_depthwise_conv_on_planes(const KernelBuilder& builder);
 void emit_depthwise_conv(KernelBuilder& builder);
+// Depthwise convolutions on channel-blocked images (NHWC, NCHW16c/8c): registers of channels.
+bool is_blocked_depthwise_conv(const KernelBuilder& builder);
+void emit_blocked_depthwise_conv(KernelBuilder& builder);
 void emit_linear(KernelBuilder& builder);
 void emit_pooling(KernelBuilder& builder);
 void emit_elementwise(KernelBuilder& builder);

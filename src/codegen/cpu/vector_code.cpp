@@ -2,6 +2,10 @@
 // elementwise chain computed on one register of lanes per pixel (see the
 // sol_f32x{16,8} types of the kernel prologue), where every op has a vector
 // form and every operand is one register load, a broadcast or a literal.
+// Loop variable c0 counts registers of channels (channel c0 * lanes + lane);
+// tensors blocked by a multiple of the lanes, or NHWC, are read and written a
+// register at a time too (an emitter walking NHWC pixels in registers never
+// lets one straddle the pixel's end).
 // Otherwise emitters keep their scalar loop over the lanes (`omp simd`).
 #include "kernel_builder.h"
 
@@ -34,6 +38,10 @@ std::string KernelBuilder::vector_operand(int tensor_id) {
     // Blocked like the loops: the block's lanes are contiguous.
     if (shift == 0 && t.channel_block == loop_block_)
         return "sol_vload<" + V + ">(" + pointer(tensor_id) + " + " + layout_offset(t, index, "c0", "0") + ")";
+    // Blocks of whole registers, or one block of all channels (NHWC, which
+    // the emitter walks in whole registers): so are the register's lanes.
+    if (shift == 0 && t.channel_block > 0 && (t.channel_block % loop_block_ == 0 || t.channel_block == t.shape[1]))
+        return "sol_vload<" + V + ">(" + pointer(tensor_id) + " + " + layout_offset(t, index) + ")";
     // Row-major with channels the only dimension that is not broadcast (a
     // [C] or [1, C, 1, 1] parameter): the block's channels are contiguous.
     if (t.channel_block == 0 && channels_only)
@@ -70,7 +78,9 @@ std::vector<std::string> KernelBuilder::vector_operands(std::size_t k, const std
 }
 
 std::string KernelBuilder::vector_chain_and_store(std::size_t first, bool reads_running) {
-    if (vector_type().empty() || result().dtype != ir::DType::Float32 || result().channel_block != loop_block_)
+    const int block = result().channel_block;
+    if (vector_type().empty() || result().dtype != ir::DType::Float32 || block <= 0 ||
+        (block % loop_block_ != 0 && block != result().shape[1]))
         return "";
     std::string code;
     for (std::size_t k = first; k < cluster_.size(); ++k) {
@@ -85,7 +95,10 @@ std::string KernelBuilder::vector_chain_and_store(std::size_t first, bool reads_
         code += (declares ? vector_type() + " v" : std::string("v")) + " = " + expression + ";  // " +
                 std::string(ir::name(node.op)) + "\n";
     }
-    return code + "sol_vstore(out + " + layout_offset(result(), {"i0", "c0", "i2", "i3"}, "c0", "0") + ", v);\n";
+    const std::string offset = block == loop_block_
+                                   ? layout_offset(result(), {"i0", "c0", "i2", "i3"}, "c0", "0")
+                                   : layout_offset(result(), {"i0", "c0 * " + std::to_string(loop_block_), "i2", "i3"});
+    return code + "sol_vstore(out + " + offset + ", v);\n";
 }
 
 std::string KernelBuilder::open_channel_block_pixel_loops(const ir::Shape& shape) const {

@@ -1,0 +1,135 @@
+// The generated depthwise convolution on channel-blocked images
+// (codegen/cpu/emit_blocked_depthwise_conv.cpp), chosen over oneDNN through
+// the autotuning cache, against the direct convolution: NHWC and NCHW16c,
+// channel counts with an 8-lane tail, stride, dilation, padding, images
+// narrower and wider than a register tile, a bias, a residual sum and ReLU
+// in its chain, batch 2, below and above the parallel threshold.
+#include <gtest/gtest.h>
+
+#include <omp.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "compiled_model_helpers.h"
+#include "reference_ops.h"
+
+namespace {
+
+using namespace soltest;
+using ir::DType;
+using ir::Op;
+namespace ref = soltest::reference;
+
+constexpr float kTolerance = 1e-4f;
+constexpr ref::Index kBatch = 2, kInChannels = 8;
+
+struct Case {
+    const char* name;
+    const char* layout;  // SOL_LAYOUT
+    ref::Index channels, h, w, kernel, stride, padding, dilation;
+    bool residual;  // act(dw(y) + y) instead of act(dw(y))
+    Op activation = Op::Relu;  // sigmoid has no vector form: the chain then runs lane by lane
+};
+
+std::ostream& operator<<(std::ostream& out, const Case& c) { return out << c.name; }
+
+// x -> 1x1 conv (oneDNN or generated; its output is blocked) -> depthwise
+// conv with bias (+ y) -> relu or sigmoid -> 1x1 conv (oneDNN: its blocked output feeds
+// the depthwise conv, not row-major memory).
+ir::Graph depthwise_graph(const Case& c) {
+    ir::Graph g;
+    const int x = g.add_input("x", {kBatch, kInChannels, c.h, c.w}, DType::Float32);
+    const int y = g.add_node(Op::Conv2d, {x, g.add_parameter("w1", {c.channels, kInChannels, 1, 1}, DType::Float32)}, {},
+                             "expand");
+    int z = g.add_node(Op::Conv2d,
+                       {y, g.add_parameter("wd", {c.channels, 1, c.kernel, c.kernel}, DType::Float32),
+                        g.add_parameter("bd", {c.channels}, DType::Float32)},
+                       attrs({{"stride", Ints{c.stride, c.stride}}, {"padding", Ints{c.padding, c.padding}},
+                              {"dilation", Ints{c.dilation, c.dilation}}, {"groups", std::int64_t{c.channels}}}),
+                       "depthwise");
+    if (c.residual) z = g.add_node(Op::Add, {z, y}, {}, "residual");
+    z = g.add_node(c.activation, {z}, {}, "activation");
+    g.set_outputs({g.add_node(Op::Conv2d, {z, g.add_parameter("w2", {c.channels, c.channels, 1, 1}, DType::Float32)},
+                              {}, "project")});
+    return g;
+}
+
+std::vector<float> expected_output(const Case& c, Tensors& in, Tensors& ps) {
+    ref::Index oh = 0, ow = 0;
+    const auto y = ref::conv2d(in["x"], kBatch, kInChannels, c.h, c.w, ps["w1"], c.channels, 1, 1, {}, {}, oh, ow);
+    auto z = ref::conv2d(y, kBatch, c.channels, c.h, c.w, ps["wd"], c.channels, c.kernel, c.kernel, ps["bd"],
+                         {.stride_h = c.stride, .stride_w = c.stride, .pad_h = c.padding, .pad_w = c.padding,
+                          .dil_h = c.dilation, .dil_w = c.dilation, .groups = c.channels},
+                         oh, ow);
+    if (c.residual)
+        for (std::size_t i = 0; i < z.size(); ++i) z[i] += y[i];
+    std::vector<float> activated = ref::relu(z);
+    if (c.activation == Op::Sigmoid)
+        for (std::size_t i = 0; i < z.size(); ++i) activated[i] = 1.0f / (1.0f + std::exp(-z[i]));
+    ref::Index oh2 = 0, ow2 = 0;
+    return ref::conv2d(activated, kBatch, c.channels, oh, ow, ps["w2"], c.channels, 1, 1, {}, {}, oh2, ow2);
+}
+
+class BlockedDepthwiseConvTest : public FreshCache, public ::testing::WithParamInterface<Case> {};
+
+#ifdef SOL_HAVE_DNNL
+TEST_P(BlockedDepthwiseConvTest, GeneratedKernelMatchesTheReference) {
+    const Case& c = GetParam();
+    ScopedEnv layout("SOL_LAYOUT", std::string(c.layout));
+    ScopedEnv profiling("SOL_PROFILE", "1");  // the profile names the backend of each step
+    ir::Graph g = depthwise_graph(c);
+    auto measured = compile_for_host(g, {.autotuning = true, .threads = 0});
+    // Generated code wherever it can replace the library, read from the cache by the next load.
+    {
+        std::ofstream tuning(std::filesystem::path(measured->library_path())
+                                 .replace_extension(".tuning-" + std::to_string(omp_get_max_threads()) + "t"));
+        for (std::size_t k = 0; k < measured->kernel_calls(); ++k) tuning << k << " dfp\n";
+    }
+    ir::Graph again = depthwise_graph(c);
+    auto model = compile_for_host(again, {.autotuning = true, .threads = 0});
+    EXPECT_EQ(model->measured_calls(), 0);
+
+    Tensors in{{"x", random_floats(kBatch * kInChannels * c.h * c.w, 160)}};
+    Tensors ps{{"w1", random_floats(c.channels * kInChannels, 161)},
+               {"wd", random_floats(c.channels * c.kernel * c.kernel, 162)},
+               {"bd", random_floats(c.channels, 163)},
+               {"w2", random_floats(c.channels * c.channels, 164)}};
+    const auto result = run_model(*model, in, ps, true);
+    EXPECT_LE(max_abs_difference(result[0], expected_output(c, in, ps)), kTolerance);
+
+    bool generated = false;
+    for (const auto& [description, seconds] : model->profile())
+        if (description.find("# depthwise") != std::string::npos) {
+            generated = description.rfind("[dnn]", 0) != 0;
+            EXPECT_NE(description.find("activation"), std::string::npos) << "the chain is in the kernel: " << description;
+        }
+    EXPECT_TRUE(generated) << "the depthwise convolution ran in generated code";
+    std::ifstream source(std::filesystem::path(model->library_path()).replace_extension(".cpp"));
+    std::stringstream text;
+    text << source.rdbuf();
+    EXPECT_NE(text.str().find("registers of neighbouring channels"), std::string::npos);
+    // ReLU stores a register per pixel; sigmoid goes through the scalar chain lane by lane.
+    const bool lane_by_lane = text.str().find("sol_vstore(lane, v);") != std::string::npos;
+    EXPECT_EQ(lane_by_lane, c.activation == Op::Sigmoid);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, BlockedDepthwiseConvTest,
+    ::testing::Values(
+        // 24 channels in NHWC: a register of 16, then one of 8 (on AVX2: three of 8).
+        Case{"Nhwc24Channels3x3", "channels_last", 24, 9, 11, 3, 1, 1, 1, false},
+        // Above the parallel threshold; 40 columns: interior tiles in a loop.
+        Case{"Nhwc32Channels3x3Residual", "channels_last", 32, 20, 40, 3, 1, 1, 1, true},
+        Case{"Nhwc48Channels5x5Stride2", "channels_last", 48, 13, 12, 5, 2, 2, 1, false},
+        Case{"Nhwc16Channels3x3Dilated", "channels_last", 16, 10, 19, 3, 1, 2, 2, false},
+        Case{"Nhwc24Channels3x3Sigmoid", "channels_last", 24, 9, 11, 3, 1, 1, 1, true, Op::Sigmoid},
+        // Padding beyond the taps' reach: border columns with no tap inside on one side.
+        Case{"Nhwc32Channels3x3WidePadding", "channels_last", 32, 6, 7, 3, 2, 3, 1, false},
+        Case{"Blocked32Channels3x3Residual", "blocked", 32, 20, 40, 3, 1, 1, 1, true},
+        Case{"Blocked48Channels5x5Stride2", "blocked", 48, 13, 12, 5, 2, 2, 1, false}),
+    [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
+#endif
+
+}  // namespace
