@@ -3,7 +3,8 @@
 // the autotuning cache, against the direct convolution: NHWC and NCHW16c,
 // channel counts with an 8-lane tail, stride, dilation, padding, images
 // narrower and wider than a register tile, a bias, a residual sum and ReLU
-// in its chain, batch 2, below and above the parallel threshold.
+// in its chain, batch 2, below and above the parallel threshold; and the
+// code generated for AVX2's 8-lane registers, compiled and run directly.
 #include <gtest/gtest.h>
 
 #include <omp.h>
@@ -14,6 +15,10 @@
 
 #include "compiled_model_helpers.h"
 #include "reference_ops.h"
+#include "sol/codegen/cpu/generate_module.h"
+#include "sol/jit/compiler.h"
+#include "sol/jit/shared_library.h"
+#include "sol/passes/fuse_elementwise.h"
 
 namespace {
 
@@ -131,5 +136,83 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"Blocked48Channels5x5Stride2", "blocked", 48, 13, 12, 5, 2, 2, 1, false}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 #endif
+
+// The kernel as generated for 8-lane registers (AVX2: tiles of 4 columns),
+// compiled for this host and called on hand-laid-out buffers: NHWC with 24
+// channels (three registers per pixel) and NCHW8c with 16, bias and ReLU.
+TEST(BlockedDepthwiseConv, EightLaneRegistersMatchTheReference) {
+    struct Layout {
+        int block;  // channel_block of the input and output
+        ref::Index channels, h, w, kernel, stride, padding;
+    };
+    for (const Layout& c : {Layout{24, 24, 7, 13, 3, 1, 1}, Layout{8, 16, 9, 10, 5, 2, 2}}) {
+        // Graph inputs and outputs are row-major: the blocked tensors lie between a negation and a pooling.
+        ir::Graph g;
+        const int x = g.add_node(Op::Neg, {g.add_input("in", {kBatch, c.channels, c.h, c.w}, DType::Float32)}, {}, "");
+        const int w = g.add_parameter("w", {c.channels, 1, c.kernel, c.kernel}, DType::Float32);
+        const int b = g.add_parameter("b", {c.channels}, DType::Float32);
+        const int conv = g.add_node(
+            Op::Conv2d, {x, w, b},
+            attrs({{"stride", Ints{c.stride, c.stride}}, {"padding", Ints{c.padding, c.padding}},
+                   {"groups", std::int64_t{c.channels}}}),
+            "depthwise");
+        const int y = g.add_node(Op::Relu, {conv}, {}, "relu");
+        g.set_outputs({g.add_node(Op::AdaptiveAvgPool2d, {y}, attrs({{"output_size", Ints{1, 1}}}), "")});
+        sol::passes::fuse_elementwise(g);
+        for (int t : {x, conv, y}) g.set_channel_block(t, c.block);
+        sol::codegen::cpu::CpuTarget avx2;
+        avx2.vector_width = 8;
+        const auto module = sol::codegen::cpu::generate_module(
+            g, avx2, [](const ir::Graph& graph, const std::vector<int>& cluster) {
+                return std::string(graph.nodes()[cluster.front()].op == Op::Conv2d ? "dnn" : "");
+            });
+        ASSERT_EQ(module.calls.size(), 3u);
+        const auto& call = module.calls[1];
+        ASSERT_FALSE(call.alternative.empty()) << "a generated alternative to the library";
+        EXPECT_NE(module.source.find("typedef sol_f32x8 vec;"), std::string::npos);
+        if (c.w == 13)  // 11 interior columns: two tiles of 4 in the loop, 3 more, and the borders
+            EXPECT_NE(module.source.find("ow += 4)"), std::string::npos) << "interior tiles of 4 columns";
+
+        const ir::Shape out_shape = g.tensor(y).shape;
+        const ref::Index oh = out_shape[2], ow = out_shape[3];
+        const auto input = random_floats(kBatch * c.channels * c.h * c.w, 170);
+        auto weights = random_floats(c.channels * c.kernel * c.kernel, 171);
+        auto bias = random_floats(c.channels, 172);
+        // Row-major NCHW <-> NCHW{block}c (NHWC when the block is every channel).
+        auto blocked_index = [&](ref::Index n, ref::Index ch, ref::Index h, ref::Index col, ref::Index height,
+                                 ref::Index width) {
+            return (((n * (c.channels / c.block) + ch / c.block) * height + h) * width + col) * c.block + ch % c.block;
+        };
+        std::vector<float> blocked_input(input.size()), output(kBatch * c.channels * oh * ow, NAN);
+        for (ref::Index n = 0; n < kBatch; ++n)
+            for (ref::Index ch = 0; ch < c.channels; ++ch)
+                for (ref::Index h = 0; h < c.h; ++h)
+                    for (ref::Index col = 0; col < c.w; ++col)
+                        blocked_input[blocked_index(n, ch, h, col, c.h, c.w)] =
+                            input[((n * c.channels + ch) * c.h + h) * c.w + col];
+        const std::map<int, void*> buffers{
+            {x, blocked_input.data()}, {w, weights.data()}, {b, bias.data()}, {y, output.data()}};
+        std::vector<void*> args;
+        for (int id : call.alternative_arguments) args.push_back(buffers.at(id));
+
+        const auto library = sol::jit::build_shared_library(sol::jit::find_host_compiler(), module.source, "test");
+        sol::jit::SharedLibrary loaded(library);
+        reinterpret_cast<void (*)(void* const*)>(loaded.symbol(call.alternative))(args.data());
+
+        ref::Index rh = 0, rw = 0;
+        const auto expected = ref::relu(ref::conv2d(input, kBatch, c.channels, c.h, c.w, weights, c.channels, c.kernel,
+                                                    c.kernel, bias,
+                                                    {.stride_h = c.stride, .stride_w = c.stride, .pad_h = c.padding,
+                                                     .pad_w = c.padding, .groups = c.channels},
+                                                    rh, rw));
+        std::vector<float> result(expected.size());
+        for (ref::Index n = 0; n < kBatch; ++n)
+            for (ref::Index ch = 0; ch < c.channels; ++ch)
+                for (ref::Index h = 0; h < oh; ++h)
+                    for (ref::Index col = 0; col < ow; ++col)
+                        result[((n * c.channels + ch) * oh + h) * ow + col] = output[blocked_index(n, ch, h, col, oh, ow)];
+        EXPECT_LE(max_abs_difference(result, expected), kTolerance) << "block " << c.block;
+    }
+}
 
 }  // namespace
