@@ -71,6 +71,9 @@ std::int64_t tile_columns(int vector_width) { return vector_width >= 16 ? 8 : 4;
 // Border tiles are unrolled column by column; beyond this many border columns
 // (kernels much wider than the image) the library keeps the layer.
 constexpr std::int64_t kMostBorderColumns = 32;
+// A group's taps live on the thread's stack (a deployed library's host
+// program may keep threads' stacks small): kernels up to 16x16 here.
+constexpr std::int64_t kMostTapBytes = 16 * 1024;
 
 // Lanes of the last register of an NHWC pixel when its channel count is not a
 // whole number of registers (72 channels: four of 16 and one of 8); 0 if none.
@@ -210,7 +213,7 @@ bool is_blocked_depthwise_conv(const KernelBuilder& b) {
     }
     const Window k = window_of(b);
     const auto [lo, hi] = interior_columns(k);
-    return k.ow - (hi - lo) <= kMostBorderColumns;
+    return k.ow - (hi - lo) <= kMostBorderColumns && k.kh * k.kw * L * 4 <= kMostTapBytes;
 }
 
 void emit_blocked_depthwise_conv(KernelBuilder& b) {
