@@ -7,17 +7,11 @@
 // code generated for AVX2's 8-lane registers, compiled and run directly.
 #include <gtest/gtest.h>
 
-#include <omp.h>
-
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 
 #include "compiled_model_helpers.h"
+#include "generated_alternative.h"
 #include "reference_ops.h"
-#include "sol/codegen/cpu/generate_module.h"
-#include "sol/jit/compiler.h"
-#include "sol/jit/shared_library.h"
 #include "sol/passes/fuse_elementwise.h"
 
 namespace {
@@ -84,17 +78,7 @@ TEST_P(BlockedDepthwiseConvTest, GeneratedKernelMatchesTheReference) {
     const Case& c = GetParam();
     ScopedEnv layout("SOL_LAYOUT", std::string(c.layout));
     ScopedEnv profiling("SOL_PROFILE", "1");  // the profile names the backend of each step
-    ir::Graph g = depthwise_graph(c);
-    auto measured = compile_for_host(g, {.autotuning = true, .threads = 0});
-    // Generated code wherever it can replace the library, read from the cache by the next load.
-    {
-        std::ofstream tuning(std::filesystem::path(measured->library_path())
-                                 .replace_extension(".tuning-" + std::to_string(omp_get_max_threads()) + "t"));
-        for (std::size_t k = 0; k < measured->kernel_calls(); ++k) tuning << k << " dfp\n";
-    }
-    ir::Graph again = depthwise_graph(c);
-    auto model = compile_for_host(again, {.autotuning = true, .threads = 0});
-    EXPECT_EQ(model->measured_calls(), 0);
+    auto model = compile_preferring_generated([&] { return depthwise_graph(c); });
 
     Tensors in{{"x", random_floats(kBatch * kInChannels * c.h * c.w, 160)}};
     Tensors ps{{"w1", random_floats(c.channels * kInChannels, 161)},
@@ -111,12 +95,10 @@ TEST_P(BlockedDepthwiseConvTest, GeneratedKernelMatchesTheReference) {
             EXPECT_NE(description.find("activation"), std::string::npos) << "the chain is in the kernel: " << description;
         }
     EXPECT_TRUE(generated) << "the depthwise convolution ran in generated code";
-    std::ifstream source(std::filesystem::path(model->library_path()).replace_extension(".cpp"));
-    std::stringstream text;
-    text << source.rdbuf();
-    EXPECT_NE(text.str().find("registers of neighbouring channels"), std::string::npos);
+    const std::string source = module_source(*model);
+    EXPECT_NE(source.find("registers of neighbouring channels"), std::string::npos);
     // ReLU stores a register per pixel; sigmoid goes through the scalar chain lane by lane.
-    const bool lane_by_lane = text.str().find("sol_vstore(lane, v);") != std::string::npos;
+    const bool lane_by_lane = source.find("sol_vstore(lane, v);") != std::string::npos;
     EXPECT_EQ(lane_by_lane, c.activation == Op::Sigmoid);
 }
 
@@ -162,13 +144,9 @@ TEST(BlockedDepthwiseConv, EightLaneRegistersMatchTheReference) {
         for (int t : {x, conv, y}) g.set_channel_block(t, c.block);
         sol::codegen::cpu::CpuTarget avx2;
         avx2.vector_width = 8;
-        const auto module = sol::codegen::cpu::generate_module(
-            g, avx2, [](const ir::Graph& graph, const std::vector<int>& cluster) {
-                return std::string(graph.nodes()[cluster.front()].op == Op::Conv2d ? "dnn" : "");
-            });
+        const auto module = module_with_library_convolutions(g, avx2);
         ASSERT_EQ(module.calls.size(), 3u);
-        const auto& call = module.calls[1];
-        ASSERT_FALSE(call.alternative.empty()) << "a generated alternative to the library";
+        ASSERT_FALSE(module.calls[1].alternative.empty()) << "a generated alternative to the library";
         EXPECT_NE(module.source.find("typedef sol_f32x8 vec;"), std::string::npos);
         if (c.w == 13)  // 11 interior columns: two tiles of 4 in the loop, 3 more, and the borders
             EXPECT_NE(module.source.find("ow += 4)"), std::string::npos) << "interior tiles of 4 columns";
@@ -178,26 +156,9 @@ TEST(BlockedDepthwiseConv, EightLaneRegistersMatchTheReference) {
         const auto input = random_floats(kBatch * c.channels * c.h * c.w, 170);
         auto weights = random_floats(c.channels * c.kernel * c.kernel, 171);
         auto bias = random_floats(c.channels, 172);
-        // Row-major NCHW <-> NCHW{block}c (NHWC when the block is every channel).
-        auto blocked_index = [&](ref::Index n, ref::Index ch, ref::Index h, ref::Index col, ref::Index height,
-                                 ref::Index width) {
-            return (((n * (c.channels / c.block) + ch / c.block) * height + h) * width + col) * c.block + ch % c.block;
-        };
-        std::vector<float> blocked_input(input.size()), output(kBatch * c.channels * oh * ow, NAN);
-        for (ref::Index n = 0; n < kBatch; ++n)
-            for (ref::Index ch = 0; ch < c.channels; ++ch)
-                for (ref::Index h = 0; h < c.h; ++h)
-                    for (ref::Index col = 0; col < c.w; ++col)
-                        blocked_input[blocked_index(n, ch, h, col, c.h, c.w)] =
-                            input[((n * c.channels + ch) * c.h + h) * c.w + col];
-        const std::map<int, void*> buffers{
-            {x, blocked_input.data()}, {w, weights.data()}, {b, bias.data()}, {y, output.data()}};
-        std::vector<void*> args;
-        for (int id : call.alternative_arguments) args.push_back(buffers.at(id));
-
-        const auto library = sol::jit::build_shared_library(sol::jit::find_host_compiler(), module.source, "test");
-        sol::jit::SharedLibrary loaded(library);
-        reinterpret_cast<void (*)(void* const*)>(loaded.symbol(call.alternative))(args.data());
+        auto blocked_input = to_blocked(input, kBatch, c.channels, c.h, c.w, c.block);
+        std::vector<float> output(kBatch * c.channels * oh * ow, NAN);
+        run_alternative(module, 1, {{x, blocked_input.data()}, {w, weights.data()}, {b, bias.data()}, {y, output.data()}});
 
         ref::Index rh = 0, rw = 0;
         const auto expected = ref::relu(ref::conv2d(input, kBatch, c.channels, c.h, c.w, weights, c.channels, c.kernel,
@@ -205,13 +166,8 @@ TEST(BlockedDepthwiseConv, EightLaneRegistersMatchTheReference) {
                                                     {.stride_h = c.stride, .stride_w = c.stride, .pad_h = c.padding,
                                                      .pad_w = c.padding, .groups = c.channels},
                                                     rh, rw));
-        std::vector<float> result(expected.size());
-        for (ref::Index n = 0; n < kBatch; ++n)
-            for (ref::Index ch = 0; ch < c.channels; ++ch)
-                for (ref::Index h = 0; h < oh; ++h)
-                    for (ref::Index col = 0; col < ow; ++col)
-                        result[((n * c.channels + ch) * oh + h) * ow + col] = output[blocked_index(n, ch, h, col, oh, ow)];
-        EXPECT_LE(max_abs_difference(result, expected), kTolerance) << "block " << c.block;
+        EXPECT_LE(max_abs_difference(from_blocked(output, kBatch, c.channels, oh, ow, c.block), expected), kTolerance)
+            << "block " << c.block;
     }
 }
 

@@ -2,8 +2,13 @@
 // host buffers, for the tests that check generated code numerically.
 #pragma once
 
+#include <omp.h>
+
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,6 +28,34 @@ inline std::unique_ptr<sol::runtime::CompiledModel> compile_for_host(
     ir::Graph& graph, const sol::runtime::CompileOptions& options = {.autotuning = false, .threads = 0}) {
     sol::passes::run_pipeline(graph);
     return std::make_unique<sol::runtime::CompiledModel>(graph, sol::devices::find_device("x86", 0), options);
+}
+
+// Compiles the graph `build()` returns with autotuning, writes generated code
+// as every call's choice into the tuning cache (calls without a generated
+// alternative keep the library) and compiles it again: the model that runs
+// generated code wherever it can replace the library. The caller sets a
+// fresh cache (FreshCache).
+template <typename Build>
+std::unique_ptr<sol::runtime::CompiledModel> compile_preferring_generated(Build build) {
+    ir::Graph measured_graph = build();
+    auto measured = compile_for_host(measured_graph, {.autotuning = true, .threads = 0});
+    {
+        std::ofstream tuning(std::filesystem::path(measured->library_path())
+                                 .replace_extension(".tuning-" + std::to_string(omp_get_max_threads()) + "t"));
+        for (std::size_t k = 0; k < measured->kernel_calls(); ++k) tuning << k << " dfp\n";
+    }
+    ir::Graph graph = build();
+    auto model = compile_for_host(graph, {.autotuning = true, .threads = 0});
+    EXPECT_EQ(model->measured_calls(), 0) << "the choices came from the cache";
+    return model;
+}
+
+// The generated module's source (kept beside the compiled library).
+inline std::string module_source(const sol::runtime::CompiledModel& model) {
+    std::ifstream source(std::filesystem::path(model.library_path()).replace_extension(".cpp"));
+    std::stringstream text;
+    text << source.rdbuf();
+    return text.str();
 }
 
 // Runs `model` on buffers looked up by name; outputs start as NaN so an

@@ -136,27 +136,13 @@ std::string row_code(const Window& k, std::int64_t T, bool bias, const std::stri
     return s.str();
 }
 
-// The vector chain after the convolution, or (some op without a vector form)
-// its lanes one by one through the scalar chain.
-std::string chain_code(KernelBuilder& b) {
-    const std::string vector = b.vector_chain_and_store(1, true);
-    if (!vector.empty()) return vector;
-    return "alignas(64) float lane[L];\n"
-           "sol_vstore(lane, v);\n"
-           "for (int64_t c1 = 0; c1 < L; ++c1) {\n"
-           "    const int64_t i1 = c0 * L + c1;\n"
-           "    (void)i1;\n"
-           "    float s = lane[c1];\n" +
-           indent(b.epilogue_and_store("s"), 4) + "}\n";
-}
-
 // The loops over the groups [first, first + groups) of L lanes each: items
 // (image, group, row), the group's taps copied when a thread reaches it.
 std::string groups_code(KernelBuilder& b, const Window& k, std::int64_t L, std::int64_t first_group,
                         std::int64_t groups, const std::string& x, const std::string& weights,
                         const std::string& bias_pointer) {
     b.use_channel_block_loops(static_cast<int>(L));
-    const std::string chain = chain_code(b);
+    const std::string chain = b.register_chain_and_store();
     const ir::Tensor& in = b.input(0);
     std::ostringstream s;
     s << "{  // " << groups << " group(s) of " << L << " channels\n"

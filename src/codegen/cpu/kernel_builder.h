@@ -102,6 +102,11 @@ public:
     // `first` reads a register `v` the caller computed (the previous node's
     // result) instead of loading it.
     std::string vector_chain_and_store(std::size_t first, bool reads_running);
+    // The anchor's register `v` (use_channel_block_loops' lanes; c0 names the
+    // register, channel c0 * lanes + lane) through the chain after it and
+    // stored: as one register where the chain has vector forms, else lane by
+    // lane through the scalar chain.
+    std::string register_chain_and_store();
 
     std::ostringstream body;
 
@@ -171,6 +176,9 @@ void emit_depthwise_conv(KernelBuilder& builder);
 // Depthwise convolutions on channel-blocked images (NHWC, NCHW16c/8c): registers of channels.
 bool is_blocked_depthwise_conv(const KernelBuilder& builder);
 void emit_blocked_depthwise_conv(KernelBuilder& builder);
+// 1x1 convolutions on NHWC images with few channels: register tiles of pixels by channels.
+bool is_blocked_pointwise_conv(const KernelBuilder& builder);
+void emit_blocked_pointwise_conv(KernelBuilder& builder);
 void emit_linear(KernelBuilder& builder);
 void emit_pooling(KernelBuilder& builder);
 void emit_elementwise(KernelBuilder& builder);

@@ -101,6 +101,19 @@ std::string KernelBuilder::vector_chain_and_store(std::size_t first, bool reads_
     return code + "sol_vstore(out + " + offset + ", v);\n";
 }
 
+std::string KernelBuilder::register_chain_and_store() {
+    const std::string vector = vector_chain_and_store(anchor_position_ + 1, true);
+    if (!vector.empty()) return vector;
+    const std::string lanes = std::to_string(loop_block_);
+    return "alignas(64) float lane[" + lanes + "];\n"
+           "sol_vstore(lane, v);\n"
+           "for (int64_t c1 = 0; c1 < " + lanes + "; ++c1) {\n"
+           "    const int64_t i1 = c0 * " + lanes + " + c1;\n"
+           "    (void)i1;\n"
+           "    float s = lane[c1];\n" +
+           indent(epilogue_and_store("s"), 4) + "}\n";
+}
+
 std::string KernelBuilder::open_channel_block_pixel_loops(const ir::Shape& shape) const {
     return "for (int64_t i0 = 0; i0 < " + std::to_string(shape[0]) + "; ++i0)\n" +
            "for (int64_t c0 = 0; c0 < " + std::to_string(shape[1] / loop_block_) + "; ++c0)\n" +
