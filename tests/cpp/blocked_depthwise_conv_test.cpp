@@ -88,13 +88,7 @@ TEST_P(BlockedDepthwiseConvTest, GeneratedKernelMatchesTheReference) {
     const auto result = run_model(*model, in, ps, true);
     EXPECT_LE(max_abs_difference(result[0], expected_output(c, in, ps)), kTolerance);
 
-    bool generated = false;
-    for (const auto& [description, seconds] : model->profile())
-        if (description.find("# depthwise") != std::string::npos) {
-            generated = description.rfind("[dnn]", 0) != 0;
-            EXPECT_NE(description.find("activation"), std::string::npos) << "the chain is in the kernel: " << description;
-        }
-    EXPECT_TRUE(generated) << "the depthwise convolution ran in generated code";
+    expect_generated_step(*model, "depthwise", "activation");
     const std::string source = module_source(*model);
     EXPECT_NE(source.find("registers of neighbouring channels"), std::string::npos);
     // ReLU stores a register per pixel; sigmoid goes through the scalar chain lane by lane.

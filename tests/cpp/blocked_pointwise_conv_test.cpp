@@ -87,13 +87,7 @@ TEST_P(BlockedPointwiseConvTest, GeneratedKernelMatchesTheReference) {
     for (float v : expected) largest = std::max(largest, std::abs(v));
     EXPECT_LE(max_abs_difference(result[0], expected), kTolerance * largest);
 
-    bool generated = false;
-    for (const auto& [description, seconds] : model->profile())
-        if (description.find("# pointwise") != std::string::npos) {
-            generated = description.rfind("[dnn]", 0) != 0;
-            EXPECT_NE(description.find("activation"), std::string::npos) << "the chain is in the kernel: " << description;
-        }
-    EXPECT_TRUE(generated) << "the 1x1 convolution ran in generated code";
+    expect_generated_step(*model, "pointwise", "activation");
     const std::string source = module_source(*model);
     EXPECT_NE(source.find("pointwise on NHWC pixels"), std::string::npos);
     const bool lane_by_lane = source.find("sol_vstore(lane, v);") != std::string::npos;

@@ -50,6 +50,20 @@ std::unique_ptr<sol::runtime::CompiledModel> compile_preferring_generated(Build 
     return model;
 }
 
+// Checks (SOL_PROFILE set) that the step computing the node named `origin`
+// ran as generated code with the node named `chained` in its kernel.
+inline void expect_generated_step(const sol::runtime::CompiledModel& model, const std::string& origin,
+                                  const std::string& chained) {
+    bool found = false;
+    for (const auto& [description, seconds] : model.profile())
+        if (description.find("# " + origin) != std::string::npos) {
+            found = true;
+            EXPECT_NE(description.rfind("[dnn]", 0), 0u) << "generated code, not the library: " << description;
+            EXPECT_NE(description.find(chained), std::string::npos) << "the chain is in the kernel: " << description;
+        }
+    EXPECT_TRUE(found) << "no step computes " << origin;
+}
+
 // The generated module's source (kept beside the compiled library).
 inline std::string module_source(const sol::runtime::CompiledModel& model) {
     std::ifstream source(std::filesystem::path(model.library_path()).replace_extension(".cpp"));

@@ -177,20 +177,14 @@ std::string groups_code(KernelBuilder& b, const Window& k, std::int64_t L, std::
 }  // namespace
 
 bool is_blocked_depthwise_conv(const KernelBuilder& b) {
-    const ir::Node& conv = b.anchor();
-    if (conv.op != ir::Op::Conv2d || b.has_prologue() || b.input(0).shape.size() != 4) return false;
+    if (!is_vector_conv_candidate(b)) return false;
     const ir::Tensor& in = b.input(0);
     const ir::Tensor& weight = b.input(1);
     const ir::Tensor& out = b.result();
     const std::int64_t channels = in.shape[1];
     const int L = b.target().vector_width;
-    if (L != 16 && L != 8) return false;  // a register type per group: sol_f32x16 or sol_f32x8
-    if (conv.attrs.get_int("groups", 1) != channels || weight.shape[0] != channels || weight.shape[1] != 1)
+    if (b.anchor().attrs.get_int("groups", 1) != channels || weight.shape[0] != channels || weight.shape[1] != 1)
         return false;
-    for (int id : conv.inputs)
-        if (b.graph().tensor(id).dtype != ir::DType::Float32) return false;
-    if (out.dtype != ir::DType::Float32 || weight.channel_block != 0) return false;
-    if (conv.inputs.size() == 3 && b.graph().tensor(conv.inputs[2]).channel_block != 0) return false;
     // Blocks of whole registers, or NHWC with at most one register of 8 after them.
     const std::int64_t tail = tail_lanes(channels, L);
     for (const ir::Tensor* t : {&in, &out}) {

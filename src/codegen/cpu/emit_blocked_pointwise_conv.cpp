@@ -83,21 +83,16 @@ std::string tile_code(std::int64_t count, const Registers& regs, int L, bool bia
 }  // namespace
 
 bool is_blocked_pointwise_conv(const KernelBuilder& b) {
+    if (!is_vector_conv_candidate(b)) return false;
     const ir::Node& conv = b.anchor();
-    if (conv.op != ir::Op::Conv2d || b.has_prologue() || b.input(0).shape.size() != 4) return false;
     const ir::Tensor& in = b.input(0);
     const ir::Tensor& weight = b.input(1);
     const ir::Tensor& out = b.result();
     const int L = b.target().vector_width;
-    if (L != 16 && L != 8) return false;
     if (weight.shape[2] != 1 || weight.shape[3] != 1 || conv.attrs.get_int("groups", 1) != 1 ||
         conv.attrs.get_ints("stride", {1, 1}) != std::vector<std::int64_t>{1, 1} ||
         conv.attrs.get_ints("padding", {0, 0}) != std::vector<std::int64_t>{0, 0})
         return false;
-    for (int id : conv.inputs)
-        if (b.graph().tensor(id).dtype != ir::DType::Float32) return false;
-    if (out.dtype != ir::DType::Float32 || weight.channel_block != 0) return false;
-    if (conv.inputs.size() == 3 && b.graph().tensor(conv.inputs[2]).channel_block != 0) return false;
     const std::int64_t ic = in.shape[1], oc = out.shape[1];
     // NHWC in and out; the output channels in whole registers, at most one of 8 after them.
     if (in.channel_block != ic || out.channel_block != oc) return false;

@@ -173,6 +173,10 @@ void emit_pointwise_conv(KernelBuilder& builder);
 // Depthwise convolutions on row-major images, a padded plane (split by stride) at a time.
 bool is_depthwise_conv_on_planes(const KernelBuilder& builder);
 void emit_depthwise_conv(KernelBuilder& builder);
+// What the channel-blocked convolution emitters below start from: a conv2d
+// anchor without a prologue, rank-4 fp32 operands, row-major weights and
+// bias, and a target with registers of 16 or 8 floats (sol_f32x16/8).
+bool is_vector_conv_candidate(const KernelBuilder& builder);
 // Depthwise convolutions on channel-blocked images (NHWC, NCHW16c/8c): registers of channels.
 bool is_blocked_depthwise_conv(const KernelBuilder& builder);
 void emit_blocked_depthwise_conv(KernelBuilder& builder);

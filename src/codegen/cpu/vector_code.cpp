@@ -101,6 +101,18 @@ std::string KernelBuilder::vector_chain_and_store(std::size_t first, bool reads_
     return code + "sol_vstore(out + " + offset + ", v);\n";
 }
 
+bool is_vector_conv_candidate(const KernelBuilder& b) {
+    const ir::Node& conv = b.anchor();
+    if (conv.op != ir::Op::Conv2d || b.has_prologue() || b.input(0).shape.size() != 4) return false;
+    if (b.target().vector_width != 16 && b.target().vector_width != 8) return false;
+    for (int id : conv.inputs)
+        if (b.graph().tensor(id).dtype != ir::DType::Float32) return false;
+    // The weights (and bias) row-major: the emitters address them so.
+    for (std::size_t k = 1; k < conv.inputs.size(); ++k)
+        if (b.graph().tensor(conv.inputs[k]).channel_block != 0) return false;
+    return b.result().dtype == ir::DType::Float32;
+}
+
 std::string KernelBuilder::register_chain_and_store() {
     const std::string vector = vector_chain_and_store(anchor_position_ + 1, true);
     if (!vector.empty()) return vector;
