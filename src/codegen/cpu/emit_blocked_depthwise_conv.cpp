@@ -75,10 +75,6 @@ constexpr std::int64_t kMostBorderColumns = 32;
 // program may keep threads' stacks small): kernels up to 16x16 here.
 constexpr std::int64_t kMostTapBytes = 16 * 1024;
 
-// Lanes of the last register of an NHWC pixel when its channel count is not a
-// whole number of registers (72 channels: four of 16 and one of 8); 0 if none.
-std::int64_t tail_lanes(std::int64_t channels, int vector_width) { return channels % vector_width; }
-
 // Code of one register tile: output columns `first` + 0 .. count-1 of row i2,
 // group c0. `known_first` >= 0 names the first column when it is a constant:
 // taps reading padding are then left out. The input pixel (ih, iw) of the
@@ -164,10 +160,7 @@ std::string groups_code(KernelBuilder& b, const Window& k, std::int64_t L, std::
       << "        const float* __restrict__ plane = " << x << " + "
       << layout_offset(in, {"i0", "c0 * L", "0", "0"}) << ";\n";
     if (!bias_pointer.empty()) s << "        const vec bias = sol_vload<vec>(" << bias_pointer << " + c0 * L);\n";
-    s << "        // The kernel rows inside the image.\n"
-      << "        int64_t kh_lo = 0, kh_hi = KH;\n"
-      << "        while (kh_lo < KH && i2 * SH - PH + kh_lo * DH < 0) ++kh_lo;\n"
-      << "        while (kh_hi > kh_lo && i2 * SH - PH + (kh_hi - 1) * DH >= H) --kh_hi;\n"
+    s << "        // The kernel rows inside the image.\n" << indent(kWindowRowsInside, 8)
       << indent(row_code(k, tile_columns(b.target().vector_width), !bias_pointer.empty(), chain), 8)
       << "    }\n"
       << "}\n";
@@ -186,10 +179,9 @@ bool is_blocked_depthwise_conv(const KernelBuilder& b) {
     if (b.anchor().attrs.get_int("groups", 1) != channels || weight.shape[0] != channels || weight.shape[1] != 1)
         return false;
     // Blocks of whole registers, or NHWC with at most one register of 8 after them.
-    const std::int64_t tail = tail_lanes(channels, L);
     for (const ir::Tensor* t : {&in, &out}) {
         const std::int64_t block = t->channel_block;
-        if (block <= 0 || (block % L != 0 && !(block == channels && L == 16 && tail == 8))) return false;
+        if (block <= 0 || (block % L != 0 && !(block == channels && register_tail(channels, L) >= 0))) return false;
     }
     const Window k = window_of(b);
     const auto [lo, hi] = interior_columns(k);
@@ -201,7 +193,7 @@ void emit_blocked_depthwise_conv(KernelBuilder& b) {
     const std::int64_t channels = in.shape[1];
     const Window k = window_of(b);
     const int L = b.target().vector_width;
-    const std::int64_t tail = tail_lanes(channels, L);
+    const std::int64_t tail = register_tail(channels, L);  // >= 0: is_blocked_depthwise_conv
     const std::string x = b.pointer(b.anchor().inputs[0]);
     const std::string weights = b.pointer(b.anchor().inputs[1]);
     const std::string bias = b.anchor().inputs.size() == 3 ? b.pointer(b.anchor().inputs[2]) : "";

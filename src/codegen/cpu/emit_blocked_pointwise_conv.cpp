@@ -28,7 +28,8 @@ struct Registers {
     std::int64_t count() const { return full + (tail > 0); }
 };
 
-Registers registers_of(std::int64_t channels, int lanes) { return {channels / lanes, channels % lanes}; }
+// OC's registers: is_blocked_pointwise_conv checked its tail (register_tail).
+Registers registers_of(std::int64_t channels, int lanes) { return {channels / lanes, register_tail(channels, lanes)}; }
 
 // Pixels per tile: T * registers accumulators, the registers' weights and a
 // broadcast fit the register file (32 on AVX-512, 16 on AVX2), at most 12.
@@ -96,8 +97,7 @@ bool is_blocked_pointwise_conv(const KernelBuilder& b) {
     const std::int64_t ic = in.shape[1], oc = out.shape[1];
     // NHWC in and out; the output channels in whole registers, at most one of 8 after them.
     if (in.channel_block != ic || out.channel_block != oc) return false;
-    const Registers regs = registers_of(oc, L);
-    if (regs.tail != 0 && !(L == 16 && regs.tail == 8)) return false;
+    if (register_tail(oc, L) < 0) return false;
     return ic * oc * 4 <= kMostWeightBytes;
 }
 

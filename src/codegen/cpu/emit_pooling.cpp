@@ -5,6 +5,11 @@
 
 namespace sol::codegen::cpu {
 
+const char* const kWindowRowsInside =
+    "int64_t kh_lo = 0, kh_hi = KH;\n"
+    "while (kh_lo < KH && i2 * SH - PH + kh_lo * DH < 0) ++kh_lo;\n"
+    "while (kh_hi > kh_lo && i2 * SH - PH + (kh_hi - 1) * DH >= H) --kh_hi;\n";
+
 const char* const kAdaptiveWindow =
     "    const int64_t h0 = (i2 * H) / OH, h1 = ((i2 + 1) * H + OH - 1) / OH;\n"
     "    const int64_t w0 = (i3 * W) / OW, w1 = ((i3 + 1) * W + OW - 1) / OW;\n";
@@ -126,10 +131,7 @@ void emit_blocked_pooling(KernelBuilder& b) {
           << "typedef int lanes __attribute__((vector_size(" << lanes * 4 << ")));  // comparison results\n"
           << b.parallel_for(3, ir::element_count(out) * window_size(node)) << b.open_loops(out, 0, 1)
           << "for (int64_t c0 = 0; c0 < CB; ++c0)\n" << b.open_loops(out, 2, 3) << "{\n" << plane
-          << "    // The window rows inside the image.\n"
-          << "    int64_t kh_lo = 0, kh_hi = KH;\n"
-          << "    while (kh_lo < KH && i2 * SH - PH + kh_lo * DH < 0) ++kh_lo;\n"
-          << "    while (kh_hi > kh_lo && i2 * SH - PH + (kh_hi - 1) * DH >= H) --kh_hi;\n"
+          << "    // The window rows inside the image.\n" << indent(kWindowRowsInside, 4)
           << "    for (int64_t i3 = 0; i3 < OW; ++i3)"
           << (whole_block ? " {\n" : "\n    for (int64_t ck = 0; ck < B / L; ++ck) {  // registers of the pixel\n")
           << "        vec acc = sol_vsplat<vec>(" << (max ? "-INFINITY" : "0.0f") << ");\n"

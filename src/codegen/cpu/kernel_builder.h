@@ -156,6 +156,9 @@ std::string column_ranges(std::int64_t W, std::int64_t OW, std::int64_t KW, std:
 // and column) in scope.
 // The window of output (i2, i3) as [h0, h1) x [w0, w1) for adaptive pooling.
 extern const char* const kAdaptiveWindow;
+// The kernel rows [kh_lo, kh_hi) of output row i2 that lie inside the image
+// (constants KH, SH, PH, DH, H in scope).
+extern const char* const kWindowRowsInside;
 // Statements computing `float v` for average pooling from the window sum
 // `sum` of output (i2, i3), and the clipped window [h0, h1) x [w0, w1): the
 // padded window counts padding but not the overhang past it (ceil_mode), as
@@ -173,6 +176,10 @@ void emit_pointwise_conv(KernelBuilder& builder);
 // Depthwise convolutions on row-major images, a padded plane (split by stride) at a time.
 bool is_depthwise_conv_on_planes(const KernelBuilder& builder);
 void emit_depthwise_conv(KernelBuilder& builder);
+// Lanes of the last register when NHWC's `channels` are walked in registers
+// of `vector_width`: 0 when they fill whole registers, 8 for one 8-lane
+// register after the 16-lane ones (72 = 4 x 16 + 8), -1 when neither.
+int register_tail(std::int64_t channels, int vector_width);
 // What the channel-blocked convolution emitters below start from: a conv2d
 // anchor without a prologue, rank-4 fp32 operands, row-major weights and
 // bias, and a target with registers of 16 or 8 floats (sol_f32x16/8).

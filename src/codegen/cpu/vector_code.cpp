@@ -101,6 +101,12 @@ std::string KernelBuilder::vector_chain_and_store(std::size_t first, bool reads_
     return code + "sol_vstore(out + " + offset + ", v);\n";
 }
 
+int register_tail(std::int64_t channels, int vector_width) {
+    const std::int64_t tail = channels % vector_width;
+    if (tail == 0) return 0;
+    return vector_width == 16 && tail == 8 ? 8 : -1;
+}
+
 bool is_vector_conv_candidate(const KernelBuilder& b) {
     const ir::Node& conv = b.anchor();
     if (conv.op != ir::Op::Conv2d || b.has_prologue() || b.input(0).shape.size() != 4) return false;
