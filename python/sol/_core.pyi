@@ -104,12 +104,25 @@ class PointerList:
 
 class TensorFingerprint:
     """Identity, data_ptr() and _version of each tensor of a list, against the last call's:
-    how SolModule notices changed parameters before every call."""
+    how SolModule notices changed parameters before every call. Read through the installed
+    tensor reader where it can, else through the tensors' Python attributes."""
     def changed(self, tensors: list) -> bool:
         """Whether any tensor differs from the last call (or this is the first call, or the
         first after forget()); remembers the new state. A tensor without a readable version
         (an inference-mode tensor) counts as changed every time."""
     def forget(self) -> None: ...
+
+def install_tensor_reader(flags: list[str], types: list[type]) -> str:
+    """Compile (through the cache) and load the direct tensor reader, with `flags` added to the
+    host compiler's (PyTorch's include and library folders); TensorFingerprint reads objects of
+    exactly these types through it from now on. Returns the library's path; raises CompileError
+    when it does not build (the reader installed before stays)."""
+
+def remove_tensor_reader() -> None:
+    """TensorFingerprint reads every tensor through its Python attributes again."""
+
+def tensor_reader_path() -> str:
+    """The installed tensor reader's library, or "" when none is installed."""
 
 def compile(graph: Graph, device: str, index: int, autotuning: bool = True, threads: int = 0,
             keep_for_deployment: bool = False, weights_change_every_call: bool = False) -> CompiledModel:

@@ -2,7 +2,8 @@
 // framework front ends (python/sol). See python/sol/_core.pyi for the
 // documented surface. No framework types cross this boundary: tensors arrive
 // as integer addresses of host memory (only TensorFingerprint looks at tensor
-// objects, through the `data_ptr()` and `_version` attributes they have).
+// objects: through the `data_ptr()` and `_version` attributes they have, or
+// through the tensor reader compiled against the running PyTorch).
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/pair.h>
@@ -22,6 +23,7 @@
 #include "sol/runtime/choose_layout.h"
 #include "sol/runtime/compiled_model.h"
 #include "tensor_fingerprint.h"
+#include "tensor_reader.h"
 
 namespace nb = nanobind;
 using namespace sol;
@@ -195,6 +197,16 @@ NB_MODULE(_core, m) {
         .def(nb::init<>())
         .def("changed", &bindings::TensorFingerprint::changed, nb::arg("tensors"))
         .def("forget", &bindings::TensorFingerprint::forget);
+    m.def(
+        "install_tensor_reader",
+        [](const std::vector<std::string>& flags, const std::vector<nb::type_object>& types) {
+            std::vector<PyTypeObject*> type_pointers;
+            for (const nb::type_object& type : types) type_pointers.push_back(reinterpret_cast<PyTypeObject*>(type.ptr()));
+            return bindings::install_tensor_reader(flags, type_pointers);
+        },
+        nb::arg("flags"), nb::arg("types"));
+    m.def("remove_tensor_reader", &bindings::remove_tensor_reader);
+    m.def("tensor_reader_path", &bindings::tensor_reader_path);
 
     m.def(
         "compile",

@@ -2,6 +2,8 @@
 
 #include <Python.h>
 
+#include "tensor_reader.h"
+
 namespace nb = nanobind;
 
 namespace sol::bindings {
@@ -35,7 +37,9 @@ bool TensorFingerprint::changed(const nb::list& tensors) {
     for (std::size_t i = 0; i < count; ++i) {
         PyObject* tensor = PyList_GET_ITEM(tensors.ptr(), static_cast<Py_ssize_t>(i));
         std::intptr_t now[3] = {reinterpret_cast<std::intptr_t>(tensor), 0, 0};
-        if (!read_integer(tensor, data_ptr, true, now[1]) || !read_integer(tensor, version, false, now[2])) {
+        const bool read = read_tensor_directly(tensor, now[1], now[2]) ||
+                          (read_integer(tensor, data_ptr, true, now[1]) && read_integer(tensor, version, false, now[2]));
+        if (!read) {
             known_ = false;  // unreadable: the next call is a change too
             return true;
         }

@@ -50,3 +50,22 @@ def _seed_and_device():
     torch.manual_seed(0)
     sol.device.set(sol.device.x86, 0)
     yield
+
+
+@pytest.fixture(params=["tensor reader", "python attributes"])
+def parameter_check(request):
+    """Runs a test twice: SolModule's parameter check reading the tensors through the compiled
+    tensor reader, and through their Python attributes (where the reader is not installed)."""
+    from sol._loader import core
+    from sol.pytorch import tensor_reader
+
+    tensor_reader.ensure_installed()
+    assert core().tensor_reader_path(), "the tensor reader should be installed by now"
+    if request.param == "tensor reader":
+        yield request.param
+        return
+    core().remove_tensor_reader()
+    try:
+        yield request.param
+    finally:
+        core().install_tensor_reader(tensor_reader.compile_flags(), list(tensor_reader.READ_TYPES))

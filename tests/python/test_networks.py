@@ -141,7 +141,7 @@ def test_parameters_are_shared_with_the_model():
         assert mine[key].data_ptr() == theirs[key].data_ptr(), key
 
 
-def test_inplace_parameter_update_is_seen():
+def test_inplace_parameter_update_is_seen(parameter_check):
     """Parameters and running statistics changed in place (as an optimizer or a
     manual edit would, here through the original model) change the next
     result: nothing is baked in."""
@@ -158,7 +158,7 @@ def test_inplace_parameter_update_is_seen():
     assert_close_rel(sol_model(x), after, name="after the in-place update")
 
 
-def test_replaced_parameters_and_submodules_are_seen():
+def test_replaced_parameters_and_submodules_are_seen(parameter_check):
     """A parameter assigned anew on the optimized model's module, and a submodule replaced on it,
     are what the next call reads (the tensors are resolved again after any registration)."""
     model = small_cnn(seed=7)
@@ -189,7 +189,7 @@ def test_parameter_of_another_shape_is_refused():
         sol_model(x)
 
 
-def test_writes_through_data_are_seen_after_reload_parameters():
+def test_writes_through_data_are_seen_after_reload_parameters(parameter_check):
     """`.data` writes bypass PyTorch's version counter, so SOL cannot notice them by itself;
     reload_parameters() makes the next call recompute what it derived (folded BatchNorm,
     reordered conv weights)."""
@@ -205,7 +205,7 @@ def test_writes_through_data_are_seen_after_reload_parameters():
     assert_close_rel(sol_model(x), after, name="after .data writes and reload_parameters()")
 
 
-def test_data_assignment_and_inference_tensors_are_seen():
+def test_data_assignment_and_inference_tensors_are_seen(parameter_check):
     """`weight.data = w` keeps the version counter but moves the memory: the next call reads the new
     values. Parameters made in inference mode have no version counter: every call reads them anew,
     so an in-place write to one is seen too."""
@@ -228,7 +228,7 @@ def test_data_assignment_and_inference_tensors_are_seen():
     assert_close_rel(sol_model(x), eager(model, x), name="after an in-place write to the inference-mode buffer")
 
 
-def test_direct_dictionary_writes_and_functional_call_are_seen():
+def test_direct_dictionary_writes_and_functional_call_are_seen(parameter_check):
     """Tensors put into a module's dictionaries directly (as Module._apply and
     torch.func.functional_call do) are what the next call reads, in eval and in training mode."""
     model = small_cnn(seed=12)

@@ -27,6 +27,7 @@ from sol._loader import core
 from sol._logging import logger
 from sol.errors import UnsupportedError
 from sol.pytorch.frontend import SEED_INPUT, behaves_per_mode, build_graph, flatten_outputs, torch_dtype, trace
+from sol.pytorch import tensor_reader
 from sol.pytorch.random import next_seed
 
 __all__ = ["optimize", "SolModule"]
@@ -292,6 +293,7 @@ class SolModule(torch.nn.Module):
         forward()'s arguments); input_order then indexes that list. `training_step`: the weights
         change before every call, so no reordered copies of them are kept between calls."""
         engine = self._sol
+        tensor_reader.ensure_installed()  # before the first call checks the parameters
         model = core().compile(graph, device.name, index, engine.autotuning, torch.get_num_threads(),
                                weights_change_every_call=training_step)
         logger.debug("compiled for %s:%d in the %s layout: %s", device.name, index, model.layout, model.source_path)
