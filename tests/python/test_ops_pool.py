@@ -47,6 +47,24 @@ def test_channel_blocked_maxpool_keeps_nans_and_pads_with_minus_infinity(layout,
     torch.testing.assert_close(optimize(model, x)(x), expected, rtol=1e-4, atol=1e-4, equal_nan=True)
 
 
+@pytest.mark.parametrize("layout", ["default", "blocked"])
+def test_channel_blocked_maxpool_with_infinities_of_both_signs(layout, monkeypatch):
+    """The blocked max pool notices NaN taps by summing each output row's taps; +inf and -inf in
+    one row also sum to NaN. Such rows are computed again tap by tap: +inf wins, nothing is NaN."""
+    if layout != "default":
+        monkeypatch.setenv("SOL_LAYOUT", layout)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.MaxPool2d(3, 2, padding=1),
+                          nn.Conv2d(32, 16, 1)).eval()
+    with torch.no_grad():
+        model[2].weight.abs_()  # +inf pooled anywhere stays +inf; a wrong NaN would show
+    x = torch.rand(1, 3, 13, 13)
+    x[0, 1, 6, 4] = float("inf")  # the first conv's outputs around it: +inf or -inf by the tap's sign
+    expected = eager(model, x)
+    assert expected.isinf().any() and not expected.isnan().any(), "test set-up: infinities, no NaN"
+    torch.testing.assert_close(optimize(model, x)(x), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_maxpool2d_all_negative_padded():
     """Padding must act as -inf, not 0: with all-negative inputs a zero would win."""
     check_module(nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1)), -torch.rand(1, 2, 6, 6) - 1,

@@ -45,16 +45,16 @@ namespace {
 
 // The end of a blocked pooling kernel's pixel: register `acc` through the fused chain into the
 // output, as one vector where the chain has vector forms (a max needs no divisor per pixel), else
-// lane by lane. `acc` holds lanes ck * L .. ck * L + L - 1 of the block (all B of them when
-// `whole_block`).
+// lane by lane; closes the pixel's loop. `acc` holds lanes ck * L .. ck * L + L - 1 of the block
+// (all B of them when `whole_block`).
 std::string store_pooled(KernelBuilder& b, bool max, const ir::Node& node, bool whole_block) {
     if (const std::string chain = max && whole_block ? b.vector_chain_and_store(1, true) : ""; !chain.empty())
-        return "        " + b.vector_type() + " v = acc;\n" + indent(chain, 8) + "    }\n}\n";
+        return "        " + b.vector_type() + " v = acc;\n" + indent(chain, 8) + "    }\n";
     return "        for (int64_t l = 0; l < L; ++l) {\n"
            "            const int64_t c1 = " + std::string(whole_block ? "l" : "ck * L + l") + ", i1 = c0 * B + c1;\n"
            "            (void)i1;\n" +
            indent(max ? "float v = acc[l];\n" : average(node, "acc[l]"), 12) +
-           indent(b.epilogue_and_store("v"), 12) + "        }\n    }\n}\n";
+           indent(b.epilogue_and_store("v"), 12) + "        }\n    }\n";
 }
 
 // Lanes per register for a block of B channels: the widest power of two up
@@ -126,31 +126,58 @@ void emit_blocked_pooling(KernelBuilder& b) {
         const int lanes = register_lanes(block, b.target().vector_width);
         const bool whole_block = lanes == block;
         const std::string chunk = whole_block ? "" : " + ck * L";
+        // The output row's pixels. `track_nans`: a max that notes the lanes that met a NaN tap.
+        auto pixels = [&](bool track_nans) {
+            std::string declare, accumulate, finish;
+            if (!max) {
+                accumulate = "acc += candidate;\n";
+            } else {
+                accumulate = "acc = candidate > acc ? candidate : acc;  // one vmaxps; ties keep the earlier tap\n";
+                if (track_nans) {
+                    declare = "lanes nan = {};  // lanes that met a NaN\n";
+                    accumulate += "nan |= candidate != candidate;\n";
+                    finish = "acc = nan ? sol_vsplat<vec>(NAN) : acc;  // a NaN tap wins, as in PyTorch\n";
+                } else {
+                    declare = "vec sum = {};  // NaN where a tap is\n";
+                    accumulate += "sum += candidate;\n";
+                    finish = "probe += sum;\n";
+                }
+            }
+            return "    for (int64_t i3 = 0; i3 < OW; ++i3)" +
+                   std::string(whole_block ? " {\n"
+                                           : "\n    for (int64_t ck = 0; ck < B / L; ++ck) {  // registers of the pixel\n") +
+                   "        vec acc = sol_vsplat<vec>(" + (max ? "-INFINITY" : "0.0f") + ");\n" + indent(declare, 8) +
+                   "        // Column i3 is valid for every tap kw from ow_lo[0] (the largest) to ow_hi[KW - 1].\n"
+                   "        const bool inside = i3 >= ow_lo[0] && i3 < ow_hi[KW - 1];\n"
+                   "        for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {\n"
+                   "            const float* __restrict__ row = plane + (i2 * SH - PH + kh * DH) * W * B;\n"
+                   "            for (int64_t kw = 0; kw < KW; ++kw) {\n"
+                   "                const int64_t iw = i3 * SW - PW + kw * DW;\n"
+                   "                if (!inside && (iw < 0 || iw >= W)) continue;\n"
+                   "                const vec candidate = sol_vload<vec>(row + iw * B" + chunk + ");\n" +
+                   indent(accumulate, 16) + "            }\n        }\n" + indent(finish, 8) +
+                   store_pooled(b, max, node, whole_block);
+        };
         s << window_constants(node, in, out) << "constexpr int64_t L = " << lanes << ";  // lanes per register\n"
           << "typedef float vec __attribute__((vector_size(" << lanes * 4 << ")));\n"
           << "typedef int lanes __attribute__((vector_size(" << lanes * 4 << ")));  // comparison results\n"
           << b.parallel_for(3, ir::element_count(out) * window_size(node)) << b.open_loops(out, 0, 1)
           << "for (int64_t c0 = 0; c0 < CB; ++c0)\n" << b.open_loops(out, 2, 3) << "{\n" << plane
-          << "    // The window rows inside the image.\n" << indent(kWindowRowsInside, 4)
-          << "    for (int64_t i3 = 0; i3 < OW; ++i3)"
-          << (whole_block ? " {\n" : "\n    for (int64_t ck = 0; ck < B / L; ++ck) {  // registers of the pixel\n")
-          << "        vec acc = sol_vsplat<vec>(" << (max ? "-INFINITY" : "0.0f") << ");\n"
-          << (max ? "        lanes nan = {};  // lanes that met a NaN\n" : "")
-          << "        // Column i3 is valid for every tap kw from ow_lo[0] (the largest) to ow_hi[KW - 1].\n"
-          << "        const bool inside = i3 >= ow_lo[0] && i3 < ow_hi[KW - 1];\n"
-          << "        for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {\n"
-          << "            const float* __restrict__ row = plane + (i2 * SH - PH + kh * DH) * W * B;\n"
-          << "            for (int64_t kw = 0; kw < KW; ++kw) {\n"
-          << "                const int64_t iw = i3 * SW - PW + kw * DW;\n"
-          << "                if (!inside && (iw < 0 || iw >= W)) continue;\n"
-          << "                const vec candidate = sol_vload<vec>(row + iw * B" << chunk << ");\n"
-          << (max ? "                acc = candidate > acc ? candidate : acc;  // one vmaxps; ties keep the earlier tap\n"
-                    "                nan |= candidate != candidate;\n"
-                  : "                acc += candidate;\n")
-          << "            }\n"
-          << "        }\n"
-          << (max ? "        acc = nan ? sol_vsplat<vec>(NAN) : acc;  // a NaN tap wins, as in PyTorch\n" : "")
-          << store_pooled(b, max, node, whole_block);
+          << "    // The window rows inside the image.\n" << indent(kWindowRowsInside, 4);
+        if (!max) {
+            s << pixels(false) << "}\n";
+            return;
+        }
+        // A max with vmaxps alone loses a NaN tap (PyTorch's result is NaN): tracking NaNs per tap
+        // costs two more instructions a tap, a quarter of the kernel's time. Instead the row sums
+        // its taps, which is NaN if any tap was (or if infinities of both signs met), and only
+        // then is the row computed again, tracking NaNs. Pooling never writes in place, so the
+        // second pass overwrites the first one's stores.
+        s << "    vec probe = {};  // the sum of the row's taps\n" << pixels(false)
+          << "    float total = 0.0f;  // once per row: lane by lane\n"
+          << "    for (int64_t l = 0; l < L; ++l) total += probe[l];\n"
+          << "    if (__builtin_expect(std::isnan(total), 0)) {\n" << indent(pixels(true), 4) << "    }\n"
+          << "}\n";
         return;
     }
     s << window_constants(node, in, out)
