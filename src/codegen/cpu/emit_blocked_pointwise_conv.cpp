@@ -14,22 +14,13 @@
 #include <algorithm>
 
 #include "kernel_builder.h"
+#include "register_tile.h"
 
 namespace sol::codegen::cpu {
 namespace {
 
 // The transposed weights live on each thread's stack.
 constexpr std::int64_t kMostWeightBytes = 32 * 1024;
-
-// Output channels in registers: `full` of L lanes, then one of 8 lanes when
-// OC leaves 8 over (72 channels on AVX-512: four of 16 and one of 8).
-struct Registers {
-    std::int64_t full, tail;
-    std::int64_t count() const { return full + (tail > 0); }
-};
-
-// OC's registers: is_blocked_pointwise_conv checked its tail (register_tail).
-Registers registers_of(std::int64_t channels, int lanes) { return {channels / lanes, register_tail(channels, lanes)}; }
 
 // Pixels per tile: T * registers accumulators, the registers' weights and a
 // broadcast fit the register file (32 on AVX-512, 16 on AVX2), at most 12.
@@ -38,46 +29,24 @@ std::int64_t tile_pixels(std::int64_t registers, int vector_width) {
     return std::clamp<std::int64_t>((file - 1 - registers) / registers, 1, 12);
 }
 
-// One tile: pixels p0 .. p0 + count - 1 (p0 a variable), every output
-// channel. `chains[r]` is the epilogue code of register r, reading `v`.
-std::string tile_code(std::int64_t count, const Registers& regs, int L, bool bias,
+// One tile: pixels p0 .. p0 + count - 1 (p0 a variable), every output channel.
+std::string tile_code(std::int64_t count, const ChannelRegisters& regs, const std::string& bias,
                       const std::vector<std::string>& chains) {
-    const std::string tail_type = "sol_f32x8";
     std::ostringstream s;
-    auto type = [&](std::int64_t r) { return r < regs.full ? std::string("vec") : tail_type; };
-    auto lanes = [&](std::int64_t r) { return r < regs.full ? L : regs.tail; };
-    s << "{  // " << count << " pixel(s) x " << regs.count() << " register(s) of channels\n";
-    for (std::int64_t r = 0; r < regs.count(); ++r) {
-        s << "    " << type(r);
-        for (std::int64_t t = 0; t < count; ++t) s << (t ? ", " : " ") << "acc" << t << "_" << r << " = {}";
-        s << ";\n";
-    }
-    s << "    for (int64_t ic = 0; ic < IC; ++ic) {\n"
-      << "        const float* __restrict__ weights = transposed + ic * OC;\n";
-    for (std::int64_t r = 0; r < regs.count(); ++r)
-        s << "        const " << type(r) << " w" << r << " = sol_vload<" << type(r) << ">(weights + " << r * L << ");\n";
-    for (std::int64_t t = 0; t < count; ++t) {
-        s << "        { const float xv = xs[(p0 + " << t << ") * IC + ic];";
-        for (std::int64_t r = 0; r < regs.count(); ++r) s << " acc" << t << "_" << r << " += xv * w" << r << ";";
-        s << " }\n";
-    }
-    s << "    }\n";
-    for (std::int64_t t = 0; t < count; ++t) {
-        s << "    {\n"
-          << "        const int64_t p = p0 + " << t << ", i0 = p / (OH * OW), i2 = p / OW % OH, i3 = p % OW;\n"
-          << "        (void)i0, (void)i2, (void)i3;\n";
-        for (std::int64_t r = 0; r < regs.count(); ++r) {
-            // c0 numbers registers of this register's lanes: channel c0 * lanes.
-            const std::int64_t first_channel = r * L;
-            s << "        {\n"
-              << "            const int64_t c0 = " << first_channel / lanes(r) << ";\n"
-              << "            " << type(r) << " v = acc" << t << "_" << r;
-            if (bias) s << " + sol_vload<" << type(r) << ">(bias + " << first_channel << ")";
-            s << ";\n" << indent(chains[r], 12) << "        }\n";
-        }
-        s << "    }\n";
-    }
-    s << "}\n";
+    s << "{  // " << count << " pixel(s) x " << regs.count() << " register(s) of channels\n"
+      << indent(declare_accumulators(count, regs), 4)
+      << "    for (int64_t ic = 0; ic < IC; ++ic) {\n"
+      << indent(load_weight_registers(regs, "transposed + ic * OC"), 8);
+    for (std::int64_t t = 0; t < count; ++t)
+        s << indent(multiply_add_pixel(t, regs, "xs[(p0 + " + std::to_string(t) + ") * IC + ic]"), 8);
+    s << "    }\n"
+      << indent(store_tile(count, regs, bias, chains,
+                           [](std::int64_t t) {
+                               return "const int64_t p = p0 + " + std::to_string(t) +
+                                      ", i0 = p / (OH * OW), i2 = p / OW % OH, i3 = p % OW;\n";
+                           }),
+                4)
+      << "}\n";
     return s.str();
 }
 
@@ -106,19 +75,12 @@ void emit_blocked_pointwise_conv(KernelBuilder& b) {
     const ir::Shape& out = b.result().shape;
     const int L = b.target().vector_width;
     const std::int64_t IC = in[1], OC = out[1], P = out[0] * out[2] * out[3];
-    const Registers regs = registers_of(OC, L);
+    const ChannelRegisters regs(OC, L);
     const std::int64_t T = tile_pixels(regs.count(), L);
     const std::string x = b.pointer(b.anchor().inputs[0]);
     const std::string w = b.pointer(b.anchor().inputs[1]);
     const bool has_bias = b.anchor().inputs.size() == 3;
-    const std::string bias = has_bias ? b.pointer(b.anchor().inputs[2]) : "";
-
-    // The epilogue of each register, its lanes numbered by c0.
-    std::vector<std::string> chains;
-    for (std::int64_t r = 0; r < regs.count(); ++r) {
-        b.use_channel_block_loops(r < regs.full ? L : static_cast<int>(regs.tail));
-        chains.push_back(b.register_chain_and_store());
-    }
+    const std::vector<std::string> chains = register_chains(b, regs);
     auto& s = b.body;
     s << "// pointwise on NHWC pixels: tiles of " << T << " pixels by every output channel in registers,\n"
       << "// one broadcast of x per pixel and input channel\n"
@@ -126,7 +88,7 @@ void emit_blocked_pointwise_conv(KernelBuilder& b) {
       << "constexpr int64_t IC = " << IC << ", OC = " << OC << ", P = " << P << ", OH = " << out[2] << ", OW = " << out[3]
       << ";  // P: pixels of every image\n"
       << "const float* __restrict__ xs = " << x << ";\n";
-    if (has_bias) s << "const float* __restrict__ bias = " << bias << ";\n";
+    if (has_bias) s << "const float* __restrict__ bias = " << b.pointer(b.anchor().inputs[2]) << ";\n";
     const std::string parallel = b.parallel_for(1, P * IC * OC);
     s << (parallel.empty() ? "" : "#pragma omp parallel\n") << "{\n"
       << "    alignas(64) float transposed[IC * OC];  // [IC][OC]: a register of output channels per load\n"
@@ -135,12 +97,12 @@ void emit_blocked_pointwise_conv(KernelBuilder& b) {
       << "#pragma omp for schedule(static)\n"
       << "    for (int64_t tile = 0; tile < " << P / T << "; ++tile) {\n"
       << "        const int64_t p0 = tile * " << T << ";\n"
-      << indent(tile_code(T, regs, L, has_bias, chains), 8) << "    }\n";
+      << indent(tile_code(T, regs, has_bias ? "bias" : "", chains), 8) << "    }\n";
     if (P % T != 0)
         s << "#pragma omp single\n"
           << "    {  // the last pixels\n"
           << "        const int64_t p0 = " << P / T * T << ";\n"
-          << indent(tile_code(P % T, regs, L, has_bias, chains), 8) << "    }\n";
+          << indent(tile_code(P % T, regs, has_bias ? "bias" : "", chains), 8) << "    }\n";
     s << "}\n";
 }
 

@@ -37,6 +37,7 @@ void emit(KernelBuilder& builder) {
     if (op == ir::Op::Conv2d) {
         if (is_blocked_depthwise_conv(builder)) return emit_blocked_depthwise_conv(builder);
         if (is_blocked_pointwise_conv(builder)) return emit_blocked_pointwise_conv(builder);
+        if (is_few_input_channels_conv(builder)) return emit_few_input_channels_conv(builder);
         if (is_pointwise_conv(builder)) return emit_pointwise_conv(builder);
         if (is_depthwise_conv_on_planes(builder)) return emit_depthwise_conv(builder);
         return emit_conv2d(builder);
@@ -103,16 +104,17 @@ GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target,
             const std::string where = origins(graph, cluster);
             if (!where.empty()) call.description += "  # " + where;
             // Generated code reads the anchor's operands row-major, except
-            // depthwise and few-channel 1x1 convolutions', which it also
-            // reads channel-blocked.
+            // depthwise, few-channel 1x1 and few-input-channel convolutions',
+            // which it also reads channel-blocked.
             // The generated convolution gradients are reference loop nests,
             // never worth timing against the library.
             const ir::Node& anchor = graph.nodes()[cluster.front()];
             KernelBuilder builder(graph, cluster, target);
             const bool row_major = std::all_of(anchor.inputs.begin(), anchor.inputs.end(),
                                                [&](int id) { return graph.tensor(id).channel_block == 0; });
-            if (!ir::is_convolution_gradient(anchor.op) && !custom && (row_major || is_blocked_depthwise_conv(builder) ||
-                                                                 is_blocked_pointwise_conv(builder))) {
+            if (!ir::is_convolution_gradient(anchor.op) && !custom &&
+                (row_major || is_blocked_depthwise_conv(builder) || is_blocked_pointwise_conv(builder) ||
+                 is_few_input_channels_conv(builder))) {
                 call.alternative = emit_function(builder);
                 call.alternative_arguments = builder.arguments();
             }

@@ -190,6 +190,9 @@ void emit_blocked_depthwise_conv(KernelBuilder& builder);
 // 1x1 convolutions on NHWC images with few channels: register tiles of pixels by channels.
 bool is_blocked_pointwise_conv(const KernelBuilder& builder);
 void emit_blocked_pointwise_conv(KernelBuilder& builder);
+// Convolutions of images with few input channels (first layers) into NHWC or NCHW16c/8c.
+bool is_few_input_channels_conv(const KernelBuilder& builder);
+void emit_few_input_channels_conv(KernelBuilder& builder);
 void emit_linear(KernelBuilder& builder);
 void emit_pooling(KernelBuilder& builder);
 void emit_elementwise(KernelBuilder& builder);
