@@ -112,11 +112,13 @@ class TensorFingerprint:
         (an inference-mode tensor) counts as changed every time."""
     def forget(self) -> None: ...
 
-def install_tensor_reader(flags: list[str], types: list[type]) -> str:
+def install_tensor_reader(flags: list[str], types: list[type], probes: list[tuple[object, int]]) -> str:
     """Compile (through the cache) and load the direct tensor reader, with `flags` added to the
     host compiler's (PyTorch's include and library folders); TensorFingerprint reads objects of
-    exactly these types through it from now on. Returns the library's path; raises CompileError
-    when it does not build (the reader installed before stays)."""
+    exactly these types through it from now on. `probes`: (tensor, address of its TensorImpl),
+    to find where the objects keep that pointer. Returns the library's path; raises CompileError
+    when it does not build, Error when the pointer is not found (the reader installed before
+    stays)."""
 
 def remove_tensor_reader() -> None:
     """TensorFingerprint reads every tensor through its Python attributes again."""

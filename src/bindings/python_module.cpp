@@ -199,12 +199,15 @@ NB_MODULE(_core, m) {
         .def("forget", &bindings::TensorFingerprint::forget);
     m.def(
         "install_tensor_reader",
-        [](const std::vector<std::string>& flags, const std::vector<nb::type_object>& types) {
+        [](const std::vector<std::string>& flags, const std::vector<nb::type_object>& types,
+           const std::vector<std::pair<nb::object, std::uintptr_t>>& probes) {
             std::vector<PyTypeObject*> type_pointers;
             for (const nb::type_object& type : types) type_pointers.push_back(reinterpret_cast<PyTypeObject*>(type.ptr()));
-            return bindings::install_tensor_reader(flags, type_pointers);
+            std::vector<bindings::TensorProbe> tensor_probes;
+            for (const auto& [tensor, impl] : probes) tensor_probes.push_back({tensor.ptr(), impl});
+            return bindings::install_tensor_reader(flags, type_pointers, tensor_probes);
         },
-        nb::arg("flags"), nb::arg("types"));
+        nb::arg("flags"), nb::arg("types"), nb::arg("probes"));
     m.def("remove_tensor_reader", &bindings::remove_tensor_reader);
     m.def("tensor_reader_path", &bindings::tensor_reader_path);
 

@@ -1,21 +1,24 @@
 #include "tensor_reader.h"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "pytorch_tensor_reader_text.h"
+#include "sol/error.h"
 #include "sol/jit/compiler.h"
 #include "sol/jit/shared_library.h"
 
 namespace sol::bindings {
 namespace {
 
-using ReadFunction = int (*)(PyObject*, std::intptr_t*, std::intptr_t*) noexcept;
+using ReadFunction = int (*)(const void*, std::ptrdiff_t, std::intptr_t*, std::intptr_t*) noexcept;
 
 // The installed reader. Plain globals: every caller holds the GIL.
 struct InstalledReader {
     std::shared_ptr<jit::SharedLibrary> library;
     ReadFunction read = nullptr;
+    std::ptrdiff_t impl_offset = 0;    // of the TensorImpl pointer inside the Python object
     std::vector<PyTypeObject*> types;  // owned references, for as long as they are compared with
 };
 
@@ -29,9 +32,30 @@ void release_types(std::vector<PyTypeObject*>& types) {
     types.clear();
 }
 
+// The offset inside the Python object, past its header and within its type's size, where every
+// probe holds the address of its TensorImpl.
+std::ptrdiff_t find_impl_offset(const std::vector<TensorProbe>& probes) {
+    if (probes.empty()) throw Error("the tensor reader needs probe tensors to find their TensorImpl pointer");
+    Py_ssize_t size = Py_TYPE(probes.front().tensor)->tp_basicsize;
+    for (const TensorProbe& probe : probes) size = std::min(size, Py_TYPE(probe.tensor)->tp_basicsize);
+    for (std::ptrdiff_t offset = sizeof(PyObject); offset + static_cast<std::ptrdiff_t>(sizeof(void*)) <= size;
+         offset += sizeof(void*)) {
+        bool everywhere = true;
+        for (const TensorProbe& probe : probes) {
+            std::uintptr_t word;
+            std::memcpy(&word, reinterpret_cast<const char*>(probe.tensor) + offset, sizeof word);
+            everywhere &= word == probe.impl;
+        }
+        if (everywhere) return offset;
+    }
+    throw Error("the PyTorch tensor objects keep their TensorImpl pointer nowhere the reader can find it");
+}
+
 }  // namespace
 
-std::string install_tensor_reader(const std::vector<std::string>& flags, const std::vector<PyTypeObject*>& types) {
+std::string install_tensor_reader(const std::vector<std::string>& flags, const std::vector<PyTypeObject*>& types,
+                                  const std::vector<TensorProbe>& probes) {
+    const std::ptrdiff_t impl_offset = find_impl_offset(probes);
     std::shared_ptr<jit::SharedLibrary> library;
     {
         // Compiling takes seconds the first time: other Python threads may run meanwhile.
@@ -56,6 +80,7 @@ std::string install_tensor_reader(const std::vector<std::string>& flags, const s
     }
     reader.library = std::move(library);
     reader.read = read;
+    reader.impl_offset = impl_offset;
     return reader.library->path().string();
 }
 
@@ -76,7 +101,7 @@ bool read_tensor_directly(PyObject* tensor, std::intptr_t& data, std::intptr_t& 
     if (reader.read == nullptr) return false;
     // Exact types only: a subclass may define data_ptr() or its storage differently.
     if (std::find(reader.types.begin(), reader.types.end(), Py_TYPE(tensor)) == reader.types.end()) return false;
-    return reader.read(tensor, &data, &version) != 0;
+    return reader.read(tensor, reader.impl_offset, &data, &version) != 0;
 }
 
 }  // namespace sol::bindings

@@ -17,9 +17,18 @@ namespace sol::bindings {
 // the host compiler's (the PyTorch include and library folders; a definition
 // naming the PyTorch build, so another build gets its own library), loads it,
 // and reads objects whose type is exactly one of `types` through it from now
-// on. Returns the library's path. Throws sol::CompileError or sol::Error when
-// it does not build or load; the reader installed before, if any, stays.
-std::string install_tensor_reader(const std::vector<std::string>& flags, const std::vector<PyTypeObject*>& types);
+// on. `probes` are tensor objects of those types with the address of their
+// c10::TensorImpl (PyTorch's `_cdata`): the one offset inside the object
+// where every probe keeps that address is where the reader looks. Returns the
+// library's path. Throws sol::CompileError or sol::Error when it does not
+// build or load, or when no such offset exists; the reader installed before,
+// if any, stays.
+struct TensorProbe {
+    PyObject* tensor;
+    std::uintptr_t impl;
+};
+std::string install_tensor_reader(const std::vector<std::string>& flags, const std::vector<PyTypeObject*>& types,
+                                  const std::vector<TensorProbe>& probes);
 
 // Stops reading through the library; TensorFingerprint asks Python again.
 void remove_tensor_reader();

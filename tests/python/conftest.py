@@ -68,4 +68,4 @@ def parameter_check(request):
     try:
         yield request.param
     finally:
-        core().install_tensor_reader(tensor_reader.compile_flags(), list(tensor_reader.READ_TYPES))
+        tensor_reader.install()

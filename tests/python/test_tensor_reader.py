@@ -22,7 +22,7 @@ def installed_reader():
     path = core().tensor_reader_path()
     assert path, "optimizing a model installs the tensor reader"
     yield path
-    core().install_tensor_reader(tensor_reader.compile_flags(), list(tensor_reader.READ_TYPES))
+    tensor_reader.install()
 
 
 def test_reader_reads_what_the_python_attributes_read(installed_reader):
@@ -37,7 +37,7 @@ def test_reader_reads_what_the_python_attributes_read(installed_reader):
     core().remove_tensor_reader()
     assert core().tensor_reader_path() == ""
     assert not fingerprint.changed(tensors), "the attributes read what the reader read"
-    core().install_tensor_reader(tensor_reader.compile_flags(), list(tensor_reader.READ_TYPES))
+    tensor_reader.install()
     assert not fingerprint.changed(tensors), "the reader reads what the attributes read"
     with torch.no_grad():
         tensors[0].add_(1.0)
@@ -72,6 +72,16 @@ def test_tensor_subclasses_are_read_through_their_attributes(installed_reader):
     assert not fingerprint.changed([tensor])
     Shifted.pointer = 2000
     assert fingerprint.changed([tensor]), "the subclass's own data_ptr() is what counts"
+
+
+def test_reader_refuses_probes_whose_tensorimpl_it_cannot_find(installed_reader):
+    """The reader finds where tensor objects keep their TensorImpl pointer from probes; addresses
+    found nowhere are an error, and the reader installed before stays."""
+    tensor = torch.empty(2)
+    with pytest.raises(core().Error, match="TensorImpl pointer"):
+        core().install_tensor_reader(tensor_reader.compile_flags(), list(tensor_reader.READ_TYPES),
+                                     [(tensor, tensor._cdata + 8)])
+    assert core().tensor_reader_path() == installed_reader
 
 
 def test_reader_is_off_with_SOL_TENSOR_READER_0():

@@ -2,20 +2,19 @@
 
 Before every call SolModule compares each parameter's identity, data pointer and in-place version
 with the last call's (TensorFingerprint). Read through the Python attributes (`data_ptr()`,
-`_version`) right after the kernels ran, that is about 300 ns of cache misses per tensor, 3-5% of
+`_version`) right after the kernels ran, that is 250-500 ns of cache misses per tensor, 2-4% of
 a batch-1 call of a small network. The reader reads the same two values from the tensor's C++
-object instead (src/bindings/templates/pytorch_tensor_reader.cpp). SOL's build does not depend on
+object instead, in 70-150 ns (src/bindings/templates/pytorch_tensor_reader.cpp). SOL's build does not depend on
 PyTorch, so the reader is compiled when SOL first compiles a model, against the headers of the
-PyTorch that runs, and kept in the compile cache per PyTorch build (a few seconds, once).
+PyTorch that runs, and kept in the compile cache per PyTorch build (about a second, once).
 
-SOL_TENSOR_READER=0 keeps the Python attributes. Where the reader does not build (no Python or
-PyTorch headers), a warning says so and the attributes are used: slower, never wrong.
+SOL_TENSOR_READER=0 keeps the Python attributes. Where the reader does not build (no PyTorch
+headers), a warning says so and the attributes are used: slower, never wrong.
 """
 
 from __future__ import annotations
 
 import os
-import sysconfig
 import threading
 from pathlib import Path
 
@@ -38,15 +37,22 @@ def compile_flags() -> list[str]:
     build = f"{torch.__version__} {torch.version.git_version}"
     return [
         f"-I{root / 'include'}",
-        f"-I{sysconfig.get_paths()['include']}",
         f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}",
         f'-DSOL_PYTORCH_BUILD="{build}"',
-        # libc10 holds what the headers' error paths call; the process has it loaded already.
+        # libc10 holds what the header's error paths call; the process has it loaded already.
         f"-L{root / 'lib'}",
         f"-Wl,-rpath,{root / 'lib'}",
         "-Wl,--no-as-needed",
         "-lc10",
     ]
+
+
+def install() -> str:
+    """Compile (through the cache) and install the reader; returns the library's path. Raises
+    sol.Error (sol.CompileError) when it does not build or cannot find the tensors' TensorImpl."""
+    # `_cdata` is the address of a tensor's TensorImpl: where the objects keep it is found with these.
+    probes = [torch.empty(1), torch.zeros(2), torch.nn.Parameter(torch.empty(3))]
+    return core().install_tensor_reader(compile_flags(), list(READ_TYPES), [(t, t._cdata) for t in probes])
 
 
 def ensure_installed() -> None:
@@ -62,8 +68,8 @@ def ensure_installed() -> None:
             logger.debug("SOL_TENSOR_READER=0: parameters are checked through their Python attributes")
             return
         try:
-            path = core().install_tensor_reader(compile_flags(), list(READ_TYPES))
-        except core().Error as error:
+            path = install()
+        except (core().Error, AttributeError) as error:
             logger.warning(
                 "the PyTorch tensor reader did not build, so every call checks the parameters through their "
                 "Python attributes (slower, about 0.2 us per tensor): %s", str(error).splitlines()[0])
