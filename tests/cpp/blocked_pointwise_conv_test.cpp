@@ -13,7 +13,6 @@
 #include "compiled_model_helpers.h"
 #include "generated_alternative.h"
 #include "reference_ops.h"
-#include "sol/passes/fuse_elementwise.h"
 
 namespace {
 
@@ -112,17 +111,7 @@ INSTANTIATE_TEST_SUITE_P(
 // host and called on NHWC buffers, with bias and ReLU.
 TEST(BlockedPointwiseConv, EightLaneRegistersMatchTheReference) {
     constexpr ref::Index IC = 40, OC = 24, H = 5, W = 7;
-    // Graph inputs and outputs are row-major: the NHWC tensors lie between a negation and a pooling.
-    ir::Graph g;
-    const int x = g.add_node(Op::Neg, {g.add_input("in", {kBatch, IC, H, W}, DType::Float32)}, {}, "");
-    const int w = g.add_parameter("w", {OC, IC, 1, 1}, DType::Float32);
-    const int b = g.add_parameter("b", {OC}, DType::Float32);
-    const int conv = g.add_node(Op::Conv2d, {x, w, b}, {}, "pointwise");
-    const int y = g.add_node(Op::Relu, {conv}, {}, "relu");
-    g.set_outputs({g.add_node(Op::AdaptiveAvgPool2d, {y}, attrs({{"output_size", Ints{1, 1}}}), "")});
-    sol::passes::fuse_elementwise(g);
-    g.set_channel_block(x, IC);
-    for (int t : {conv, y}) g.set_channel_block(t, OC);
+    const auto [g, x, w, b, conv, y] = nhwc_conv_relu_graph(kBatch, IC, H, W, OC, 1, {});
     sol::codegen::cpu::CpuTarget avx2;
     avx2.vector_width = 8;
     const auto module = module_with_library_convolutions(g, avx2);

@@ -14,7 +14,6 @@
 #include "compiled_model_helpers.h"
 #include "generated_alternative.h"
 #include "reference_ops.h"
-#include "sol/passes/fuse_elementwise.h"
 
 namespace {
 
@@ -108,18 +107,8 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(FewInputChannelsConv, EightLaneRegistersFromNhwcMatchTheReference) {
     constexpr ref::Index IC = 3, OC = 24, H = 9, W = 19, K = 5;
     const ref::Conv2dParams params{.stride_h = 2, .stride_w = 2, .pad_h = 2, .pad_w = 2};
-    // Graph inputs and outputs are row-major: the NHWC tensors lie between a negation and a pooling.
-    ir::Graph g;
-    const int x = g.add_node(Op::Neg, {g.add_input("in", {kBatch, IC, H, W}, DType::Float32)}, {}, "");
-    const int w = g.add_parameter("w", {OC, IC, K, K}, DType::Float32);
-    const int b = g.add_parameter("b", {OC}, DType::Float32);
-    const int conv = g.add_node(Op::Conv2d, {x, w, b}, attrs({{"stride", Ints{2, 2}}, {"padding", Ints{2, 2}}}),
-                                "first");
-    const int y = g.add_node(Op::Relu, {conv}, {}, "relu");
-    g.set_outputs({g.add_node(Op::AdaptiveAvgPool2d, {y}, attrs({{"output_size", Ints{1, 1}}}), "")});
-    sol::passes::fuse_elementwise(g);
-    g.set_channel_block(x, IC);
-    for (int t : {conv, y}) g.set_channel_block(t, OC);
+    const auto [g, x, w, b, conv, y] =
+        nhwc_conv_relu_graph(kBatch, IC, H, W, OC, K, attrs({{"stride", Ints{2, 2}}, {"padding", Ints{2, 2}}}));
     sol::codegen::cpu::CpuTarget avx2;
     avx2.vector_width = 8;
     const auto module = module_with_library_convolutions(g, avx2);

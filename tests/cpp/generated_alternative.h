@@ -10,6 +10,7 @@
 #include "sol/codegen/cpu/generate_module.h"
 #include "sol/jit/compiler.h"
 #include "sol/jit/shared_library.h"
+#include "sol/passes/fuse_elementwise.h"
 #include "test_helpers.h"
 
 namespace soltest {
@@ -47,6 +48,30 @@ inline sol::codegen::GeneratedModule module_with_library_convolutions(const ir::
     return sol::codegen::cpu::generate_module(graph, target, [](const ir::Graph& g, const std::vector<int>& cluster) {
         return std::string(g.nodes()[cluster.front()].op == ir::Op::Conv2d ? "dnn" : "");
     });
+}
+
+// in -> neg -> conv2d(w, b) -> ReLU -> global average pooling, the tensors
+// between the negation and the pooling NHWC (graph inputs and outputs are
+// row-major): what the 8-lane tests of the NHWC convolution emitters generate.
+struct NhwcConvGraph {
+    ir::Graph graph;
+    int x = -1, w = -1, b = -1, conv = -1, y = -1;  // conv input, weights, bias, conv, ReLU
+};
+
+inline NhwcConvGraph nhwc_conv_relu_graph(std::int64_t n, std::int64_t ic, std::int64_t h, std::int64_t w,
+                                          std::int64_t oc, std::int64_t kernel, const ir::Attributes& conv_attributes) {
+    NhwcConvGraph made;
+    ir::Graph& g = made.graph;
+    made.x = g.add_node(ir::Op::Neg, {g.add_input("in", {n, ic, h, w}, ir::DType::Float32)}, {}, "");
+    made.w = g.add_parameter("w", {oc, ic, kernel, kernel}, ir::DType::Float32);
+    made.b = g.add_parameter("b", {oc}, ir::DType::Float32);
+    made.conv = g.add_node(ir::Op::Conv2d, {made.x, made.w, made.b}, conv_attributes, "conv");
+    made.y = g.add_node(ir::Op::Relu, {made.conv}, {}, "relu");
+    g.set_outputs({g.add_node(ir::Op::AdaptiveAvgPool2d, {made.y}, attrs({{"output_size", Ints{1, 1}}}), "")});
+    sol::passes::fuse_elementwise(g);
+    g.set_channel_block(made.x, ic);
+    for (int t : {made.conv, made.y}) g.set_channel_block(t, oc);
+    return made;
 }
 
 // Compiles `module` for this host and runs the generated alternative of its

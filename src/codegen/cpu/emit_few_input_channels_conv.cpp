@@ -13,11 +13,12 @@
 // row's hundreds of thousands of multiply-adds.
 //
 // Why, beside oneDNN: with 3 input channels its kernels cannot fill their
-// vector loops over input channels. On googlenet's first layer (7x7, stride
-// 2, 3 -> 64 channels, batch 8, 2 threads) it took 5.2 ms where ONNX
-// Runtime's NCHWc kernel took 3.7. Autotuning times both and keeps the faster.
-#include <algorithm>
-
+// vector loops over input channels. At batch 8 on 2 threads, mobilenet_v2's
+// first layer (3x3, stride 2, 3 -> 32 channels) took 0.60 ms in oneDNN and
+// 0.48 here, shufflenet's (3 -> 24) 0.69 and 0.60, a 3x3 3 -> 64 layer at
+// 224x224 0.97 and 0.79; on the 7x7 stride-2 layer of the ResNets and
+// googlenet the two are on par (about 4.0 ms). Autotuning times both and
+// keeps the faster.
 #include "kernel_builder.h"
 #include "register_tile.h"
 
@@ -28,19 +29,6 @@ namespace {
 constexpr std::int64_t kMostWeightBytes = 48 * 1024;
 constexpr std::int64_t kMostStagedBytes = 32 * 1024;
 constexpr std::int64_t kMostInputChannels = 4;
-
-// Pixels per tile: T * registers accumulators, the registers' weights and the
-// T broadcasts of a tap fit the register file (32 on AVX-512, 16 on AVX2), at
-// most 12. GCC loads a tap's broadcasts ahead of its multiply-adds; with too
-// few registers left for the weights it folds a weight load into every
-// multiply-add instead, and the loads set the pace. Measured (batch 8, 2
-// threads): 7x7 stride 2, 3 -> 64 channels 3.95 ms with T = 5, 4.30 with 6,
-// 5.46 with 8; 3x3, 3 -> 64 channels 0.79 ms with 5, 1.62 with 8; for 32
-// output channels T from 8 to 12 is within 15%.
-std::int64_t tile_pixels(std::int64_t registers, int vector_width) {
-    const std::int64_t file = vector_width >= 16 ? 32 : 16;
-    return std::clamp<std::int64_t>((file - registers) / (registers + 1), 1, 12);
-}
 
 // Input columns one output row reads, the padding included.
 std::int64_t row_span(std::int64_t ow, std::int64_t kw, std::int64_t sw, std::int64_t dw) {
@@ -81,7 +69,7 @@ void emit_few_input_channels_conv(KernelBuilder& b) {
     const auto dilation = conv.attrs.get_ints("dilation", {1, 1});
     const std::int64_t IC = in.shape[1], OC = out[1], OW = out[3];
     const ChannelRegisters regs(OC, L);
-    const std::int64_t T = tile_pixels(regs.count(), L);
+    const std::int64_t T = tile_pixels(regs.count(), L, true);
     const bool has_bias = conv.inputs.size() == 3;
     const std::vector<std::string> chains = register_chains(b, regs);
     // Input channel ic of pixel (ih, iw) of image i0.

@@ -29,6 +29,11 @@ struct ChannelRegisters {
     std::string type(std::int64_t r) const { return r < full ? "vec" : "sol_f32x8"; }
 };
 
+// Pixels per tile: T * registers accumulators and the registers' weights fit
+// the register file (32 on AVX-512, 16 on AVX2) beside one broadcast, or
+// beside all T of a step's broadcasts when `broadcasts_ahead`; at most 12.
+std::int64_t tile_pixels(std::int64_t registers, int vector_width, bool broadcasts_ahead);
+
 // Each register's epilogue (KernelBuilder::register_chain_and_store with its
 // lanes), reading `v` and the register's c0; generated once per kernel.
 std::vector<std::string> register_chains(KernelBuilder& builder, const ChannelRegisters& registers);
