@@ -4,12 +4,14 @@ Before every call SolModule compares each parameter's identity, data pointer and
 with the last call's (TensorFingerprint). Read through the Python attributes (`data_ptr()`,
 `_version`) right after the kernels ran, that is 250-500 ns of cache misses per tensor, 2-4% of
 a batch-1 call of a small network. The reader reads the same two values from the tensor's C++
-object instead, in 70-150 ns (src/bindings/templates/pytorch_tensor_reader.cpp). SOL's build does not depend on
-PyTorch, so the reader is compiled when SOL first compiles a model, against the headers of the
-PyTorch that runs, and kept in the compile cache per PyTorch build (about a second, once).
+object instead, in 70-150 ns (src/bindings/templates/pytorch_tensor_reader.cpp). SOL's build
+does not depend on PyTorch, so the reader is compiled when SOL first compiles a model, against
+the headers of the PyTorch that runs, and kept in the compile cache per PyTorch build (about a
+second, once).
 
 SOL_TENSOR_READER=0 keeps the Python attributes. Where the reader does not build (no PyTorch
-headers), a warning says so and the attributes are used: slower, never wrong.
+headers) or cannot find the tensors' TensorImpl, a warning says so and the attributes are used:
+slower, never wrong.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def ensure_installed() -> None:
             path = install()
         except (core().Error, AttributeError) as error:
             logger.warning(
-                "the PyTorch tensor reader did not build, so every call checks the parameters through their "
+                "the PyTorch tensor reader is not available, so every call checks the parameters through their "
                 "Python attributes (slower, about 0.2 us per tensor): %s", str(error).splitlines()[0])
             return
         logger.debug("parameters are checked through the tensor reader %s", path)
