@@ -73,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-plot", action="store_true")
     # internal: one preparation/memory measurement in a fresh process
     p.add_argument("--child", help=argparse.SUPPRESS)
-    p.add_argument("--child-mode", choices=("cold", "warm"), help=argparse.SUPPRESS)
+    p.add_argument("--child-mode", choices=("cold", "warm", "call"), help=argparse.SUPPRESS)
     p.add_argument("--child-model", help=argparse.SUPPRESS)
     p.add_argument("--child-batch", type=int, help=argparse.SUPPRESS)
     p.add_argument("--child-dir", type=Path, help=argparse.SUPPRESS)
@@ -426,6 +426,21 @@ def rss_mib() -> tuple[float | None, float | None]:
     return field.get("VmHWM"), field.get("VmRSS")
 
 
+def call_growth_mib(run) -> float | None:
+    """How far the resident set rises above its level before one call while the call runs. Only
+    meaningful with every allocation mmap'd (run_child sets MALLOC_MMAP_THRESHOLD_=0 for the "call"
+    process), so that memory a call frees leaves the resident set instead of staying in malloc's
+    pools; writing 5 to clear_refs resets VmHWM to the current RSS."""
+    clear_refs = Path("/proc/self/clear_refs")
+    if not clear_refs.exists():
+        return None
+    clear_refs.write_text("5")
+    before = rss_mib()[1]
+    run()
+    peak = rss_mib()[0]
+    return None if peak is None or before is None else peak - before
+
+
 def sol_memory_mib(sm) -> dict:
     """What SOL's compiled model holds beside the PyTorch model, in MiB: oneDNN's reordered
     weights and other parameter-derived values (kept between calls), and the per-call workspace."""
@@ -435,7 +450,8 @@ def sol_memory_mib(sm) -> dict:
 
 
 def child_main(args) -> int:
-    """One framework, one network, in a fresh process: preparation time and peak memory."""
+    """One framework, one network, in a fresh process: preparation time and peak memory, or (mode
+    "call") the memory one call takes beyond what stays between calls."""
     import torch
 
     torch.set_num_threads(args.threads)
@@ -456,7 +472,7 @@ def child_main(args) -> int:
         with torch.no_grad():
             start, before = time.perf_counter(), cpu_seconds()
             run, info = prepare(fw, model, x, args.child_dir, args.threads,
-                                reuse_onnx=args.child_mode == "warm", ov_cache=args.child_dir / "ov_cache")
+                                reuse_onnx=args.child_mode != "cold", ov_cache=args.child_dir / "ov_cache")
             result["prepare_s"] = time.perf_counter() - start
             run()
             result["prep_s"] = time.perf_counter() - start  # preparation + the first call
@@ -464,6 +480,8 @@ def child_main(args) -> int:
             result.update(info)
             for _ in range(3):
                 run()
+            if args.child_mode == "call":
+                result["call_mib"] = call_growth_mib(run)
         result["peak_rss_mib"] = rss_mib()[0]
         if hasattr(run, "sol_module"):
             result.update(sol_memory_mib(run.sol_module))
@@ -479,6 +497,8 @@ def run_child(fw: str, mode: str, name: str, batch: int, work: Path, args) -> di
     env = dict(os.environ,
                SOL_CACHE_DIR=str(work / "sol_cache"),  # empty for the cold process
                TORCHINDUCTOR_CACHE_DIR=str(work / "inductor_cache"))
+    if mode == "call":
+        env["MALLOC_MMAP_THRESHOLD_"] = "0"  # see call_growth_mib
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", fw, "--child-mode", mode,
            "--child-model", name, "--child-batch", str(batch), "--child-dir", str(work),
            "--threads", str(args.threads)]
@@ -505,7 +525,7 @@ def run_prep(args, missing: dict) -> dict:
             work = Path(tempfile.mkdtemp(prefix=f"sol-prep-{fw}-"))
             try:
                 entry = {}
-                for mode in ("warm",) if fw == "eager" else ("cold", "warm"):
+                for mode in ("warm", "call") if fw == "eager" else ("cold", "warm", "call"):
                     print(f"prep {name} batch {batch}: {fw} {mode} ...", file=sys.stderr, flush=True)
                     entry[mode] = run_child(fw, mode, name, batch, work, args)
                 out[name][fw] = entry
@@ -528,7 +548,8 @@ def format_prep(prep: dict) -> str:
     for name, by_fw in prep.items():
         lines.append(f"preparation time and peak memory: {name}, batch {by_fw['batch']}, "
                      "each framework in fresh processes")
-        lines.append(f"{'framework':10} {'cold s':>8} {'warm s':>8} {'peak MiB':>9} {'base MiB':>9}  what is timed")
+        lines.append(f"{'framework':10} {'cold s':>8} {'warm s':>8} {'peak MiB':>9} {'base MiB':>9} {'call MiB':>9}"
+                     "  what is timed")
         notes = []
         for fw, entry in by_fw.items():
             if fw == "batch":
@@ -545,7 +566,11 @@ def format_prep(prep: dict) -> str:
                     cells.append(f"{'error':>8}")
             warm = entry.get("warm", {})
             peak, base = (f"{warm[k]:9.0f}" if warm.get(k) else f"{'-':>9}" for k in ("peak_rss_mib", "base_rss_mib"))
-            lines.append(f"{fw:10} {cells[0]} {cells[1]} {peak} {base}  {PREP_WHAT[fw]}")
+            call = entry.get("call", {})
+            if call.get("status") not in (None, "ok"):
+                notes.append(f"{fw} call: {call.get('error')}")
+            growth = f"{call['call_mib']:9.1f}" if call.get("call_mib") is not None else f"{'-':>9}"
+            lines.append(f"{fw:10} {cells[0]} {cells[1]} {peak} {base} {growth}  {PREP_WHAT[fw]}")
         lines += [f"  error: {n}" for n in notes]
         lines.append("")
     sol_lines = [f"{name}: sol keeps {entry['sol']['warm']['sol_kept_mib']:.0f} MiB of weights in oneDNN's layouts "
@@ -554,7 +579,9 @@ def format_prep(prep: dict) -> str:
                  for name, entry in prep.items() if "sol_kept_mib" in entry.get("sol", {}).get("warm", {})]
     lines += sol_lines
     lines.append("peak = VmHWM of the warm process (torch + the PyTorch model + the framework, after "
-                 "preparing and 4 calls); base = its RSS with torch and the model loaded, before the framework"
+                 "preparing and 4 calls); base = its RSS with torch and the model loaded, before the framework;\n"
+                 "call = how far the RSS rises during a 5th call, in another warm process with every allocation "
+                 "mmap'd (MALLOC_MMAP_THRESHOLD_=0: freed memory leaves the RSS)"
                  + (f"\n* other processes used more than {BUSY} cores on average during this preparation"
                     if any("*" in line for line in lines) else ""))
     return "\n".join(lines)
