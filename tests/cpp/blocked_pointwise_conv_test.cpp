@@ -59,9 +59,7 @@ std::vector<float> expected_output(const Case& c, Tensors& in, Tensors& ps) {
     auto z = ref::conv2d(y, kBatch, c.in_channels, c.h, c.w, ps["wp"], c.out_channels, 1, 1, ps["bp"], {}, oh, ow);
     if (c.residual)
         for (std::size_t i = 0; i < z.size(); ++i) z[i] += y[i];
-    std::vector<float> activated = ref::relu(z);
-    if (c.activation == Op::Sigmoid)
-        for (std::size_t i = 0; i < z.size(); ++i) activated[i] = 1.0f / (1.0f + std::exp(-z[i]));
+    const std::vector<float> activated = c.activation == Op::Sigmoid ? ref::sigmoid(z) : ref::relu(z);
     return ref::conv2d(activated, kBatch, c.out_channels, c.h, c.w, ps["w2"], 4, 3, 3, {}, padded, oh, ow);
 }
 
@@ -82,15 +80,12 @@ TEST_P(BlockedPointwiseConvTest, GeneratedKernelMatchesTheReference) {
     const auto result = run_model(*model, in, ps, true);
     // Three convolutions deep, outputs reach tens: the tolerance scales with them.
     const auto expected = expected_output(c, in, ps);
-    float largest = 0.0f;
-    for (float v : expected) largest = std::max(largest, std::abs(v));
-    EXPECT_LE(max_abs_difference(result[0], expected), kTolerance * largest);
+    EXPECT_LE(max_abs_difference(result[0], expected), kTolerance * largest_magnitude(expected));
 
     expect_generated_step(*model, "pointwise", "activation");
     const std::string source = module_source(*model);
     EXPECT_NE(source.find("pointwise on NHWC pixels"), std::string::npos);
-    const bool lane_by_lane = source.find("sol_vstore(lane, v);") != std::string::npos;
-    EXPECT_EQ(lane_by_lane, c.activation == Op::Sigmoid);
+    EXPECT_EQ(stores_lane_by_lane(source), c.activation == Op::Sigmoid);
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -72,6 +72,13 @@ inline std::string module_source(const sol::runtime::CompiledModel& model) {
     return text.str();
 }
 
+// Whether a channel-blocked kernel in `source` stores its registers lane by
+// lane through the scalar chain (an op without a vector form, such as sigmoid)
+// rather than a register at a time.
+inline bool stores_lane_by_lane(const std::string& source) {
+    return source.find("sol_vstore(lane, v);") != std::string::npos;
+}
+
 // Runs `model` on buffers looked up by name; outputs start as NaN so an
 // output the model forgets to write is caught.
 inline std::vector<std::vector<float>> run_model(sol::runtime::CompiledModel& model, Tensors& inputs,

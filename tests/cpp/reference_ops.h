@@ -170,4 +170,9 @@ inline std::vector<float> relu(std::vector<float> x) {
     return x;
 }
 
+inline std::vector<float> sigmoid(std::vector<float> x) {
+    for (float& v : x) v = 1.0f / (1.0f + std::exp(-v));
+    return x;
+}
+
 }  // namespace soltest::reference

@@ -139,6 +139,13 @@ inline std::vector<float> random_floats(std::size_t count, unsigned seed, float 
     return values;
 }
 
+// The largest magnitude of `values`: the scale of a tolerance for outputs that reach tens.
+inline float largest_magnitude(const std::vector<float>& values) {
+    float largest = 0.0f;
+    for (float v : values) largest = std::max(largest, std::abs(v));
+    return largest;
+}
+
 inline float max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
     if (a.size() != b.size()) return std::numeric_limits<float>::infinity();
     float worst = 0.0f;
