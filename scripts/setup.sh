@@ -25,7 +25,10 @@ done
 
 PYTHON=${PYTHON:-python3}
 VENV=${SOL_VENV:-$ROOT/.venv}
-read -r -a APT_PACKAGES <<< "${SOL_APT_PACKAGES:-g++ cmake libgtest-dev libxxhash-dev libdnnl-dev}"
+# ocl-icd-opencl-dev: Debian builds oneDNN with its OpenCL GPU runtime, so its
+# CMake config fails without the OpenCL headers and library (apt does not pull
+# them in with --no-install-recommends).
+read -r -a APT_PACKAGES <<< "${SOL_APT_PACKAGES:-g++ cmake libgtest-dev libxxhash-dev libdnnl-dev ocl-icd-opencl-dev}"
 
 say() { printf '\n== %s\n' "$*"; }
 
