@@ -147,8 +147,9 @@ void CompiledModel::load(const ir::Graph& graph, const std::vector<codegen::Kern
                 for (int variant = 0; variant < variants; ++variant) {
                     step.library->use_variant(variant);
                     const double seconds = time_library(device_, graph, *step.library, call.arguments);
-                    report += " " + call.backend + " variant " + std::to_string(variant) + " " +
-                              std::to_string(seconds * 1e3) + " ms";
+                    const std::string name = step.library->variant_name(variant);
+                    report += " " + call.backend + " variant " + std::to_string(variant) +
+                              (name.empty() ? "" : " (" + name + ")") + " " + std::to_string(seconds * 1e3) + " ms";
                     if (variant == 0 || seconds < best * kClearlyFaster) best = seconds, tuning[key] = variant;
                 }
                 if (alternative) {
@@ -175,7 +176,11 @@ void CompiledModel::load(const ir::Graph& graph, const std::vector<codegen::Kern
             } else if (choice >= 0 && choice < variants) {
                 step.library->use_variant(choice);
                 resolved.variant = choice;
-                if (choice > 0) step.description = "[" + call.backend + ", variant " + std::to_string(choice) + "] " + call.description;
+                if (choice > 0) {
+                    const std::string name = step.library->variant_name(choice);
+                    step.description = "[" + call.backend + ", variant " + std::to_string(choice) +
+                                       (name.empty() ? "" : ": " + name) + "] " + call.description;
+                }
             }
             ++tuned_calls_;
         }

@@ -117,8 +117,9 @@ TEST_F(FreshCache, OnlyRowMajorInputsHaveAGeneratedAlternative) {
 
 // A convolution between row-major tensors runs in oneDNN either on them
 // directly or reordered into oneDNN's blocked layout and back (variant 1;
-// oneDNN offers both on AVX2 and AVX-512 machines): each runs when chosen,
-// and both give the reference result.
+// oneDNN offers both on AVX2 and AVX-512 machines), and on AVX-512 also by
+// Winograd (variant 2): each runs when chosen, and all give the reference
+// result.
 TEST_F(FreshCache, EveryLibraryVariantGivesTheSameResult) {
     auto build = [] {
         ir::Graph g;
@@ -136,14 +137,19 @@ TEST_F(FreshCache, EveryLibraryVariantGivesTheSameResult) {
     padded.pad_h = 1, padded.pad_w = 1;
     const auto expected = ref::conv2d(inputs.at("x"), 2, 32, 9, 9, params.at("w"), 32, 3, 3, {}, padded, oh, ow);
     ScopedEnv profiling("SOL_PROFILE", "1");  // the profile names the variant each step runs
-    for (const char* choice : {"library 0", "library 1"}) {
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    std::vector<std::string> choices{"library 0", "library 1"};
+    if (avx512) choices.push_back("library 2");
+    for (const std::string& choice : choices) {
         std::ofstream(tuning_file(*measured)) << "0 " << choice << "\n";
         ir::Graph forced = build();
         auto model = compile_for_host(forced, {.autotuning = true, .threads = 0});
         EXPECT_EQ(model->library_calls(), 1u) << choice;
         ASSERT_EQ(model->profile().size(), 1u);
-        EXPECT_EQ(model->profile()[0].first.find("variant 1") != std::string::npos, std::string(choice) == "library 1")
-            << model->profile()[0].first;
+        const std::string step = model->profile()[0].first;  // profile() returns a copy
+        EXPECT_EQ(step.find("variant 1") != std::string::npos, choice == "library 1") << step;
+        EXPECT_EQ(step.find("wino") != std::string::npos, choice == "library 2") << step;
         const auto out = run_model(*model, inputs, params, true);
         EXPECT_LE(max_abs_difference(out[0], expected), 1e-4f) << choice;
     }

@@ -8,6 +8,9 @@
 
 #include "compiled_model_helpers.h"
 #include "reference_ops.h"
+#ifdef SOL_HAVE_DNNL
+#include "sol/backends/dnnl/dnnl_convolution.h"
+#endif
 
 namespace {
 
@@ -136,5 +139,40 @@ TEST_P(BackendConvolutionTest, FoldedWeightsAreKeptOnlyWhenReadPerCall) {
         EXPECT_LE(max_abs_difference(out[0], expected), 1e-4f) << (round == 0 ? "first weights" : "new weights");
     }
 }
+
+#ifdef SOL_HAVE_DNNL
+// oneDNN's Winograd kernels (AVX-512 only) are one more variant of a 3x3
+// stride-1 convolution without groups or dilation, never the first: the
+// autotuner may pick them, the heuristic never does. No other shape gets it.
+TEST(DnnlConvolution, WinogradIsAVariantOfThreeByThreeStrideOneOnly) {
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    struct Case {
+        std::int64_t kernel, stride, groups, dilation;
+        bool winograd;
+    };
+    for (const Case& c : {Case{3, 1, 1, 1, avx512}, Case{3, 2, 1, 1, false}, Case{1, 1, 1, 1, false},
+                          Case{3, 1, 2, 1, false}, Case{3, 1, 1, 2, false}}) {
+        ir::Graph g;
+        const int x = g.add_input("x", {2, 32, 14, 14}, DType::Float32);
+        const int w = g.add_parameter("w", {32, 32 / c.groups, c.kernel, c.kernel}, DType::Float32);
+        const int y = g.add_node(Op::Conv2d, {x, w},
+                                 attrs({{"padding", Ints{c.dilation * (c.kernel / 2), c.dilation * (c.kernel / 2)}},
+                                        {"stride", Ints{c.stride, c.stride}},
+                                        {"groups", c.groups},
+                                        {"dilation", Ints{c.dilation, c.dilation}}}),
+                                 "conv");
+        g.set_outputs({y});
+        auto conv = sol::backends::dnnl::make_convolution(g, {0}, {x, w, y});
+        int winograd = 0;
+        for (int v = 0; v < conv->variant_count(); ++v) winograd += conv->variant_name(v).find("wino") != std::string::npos;
+        const std::string shape = std::to_string(c.kernel) + "x" + std::to_string(c.kernel) + " stride " +
+                                  std::to_string(c.stride) + " groups " + std::to_string(c.groups) + " dilation " +
+                                  std::to_string(c.dilation);
+        EXPECT_EQ(winograd, c.winograd ? 1 : 0) << shape;
+        EXPECT_EQ(conv->variant_name(0).find("wino"), std::string::npos) << shape << ": the default is direct";
+    }
+}
+#endif
 
 }  // namespace

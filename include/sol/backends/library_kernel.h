@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 namespace sol::backends {
 
@@ -26,6 +27,12 @@ public:
     // library's best guess.
     virtual int variant_count() const { return 1; }
     virtual void use_variant(int index) { (void)index; }
+    // What variant `index` runs, for logs and profiles (the library's
+    // implementation name, say); empty when there is nothing to tell.
+    virtual std::string variant_name(int index) const {
+        (void)index;
+        return {};
+    }
     // Memory a run() needs beside its operands (operands reordered into the
     // library's layouts, the library's scratchpad) in the current variant.
     // The runtime plans it inside the model's per-call workspace, where it

@@ -67,13 +67,12 @@ std::vector<Plan> plan_variants(const ir::Graph& graph, const std::vector<int>& 
     attributes.set_post_ops(post.ops);
     // Each call brings its own scratchpad, so concurrent calls never share one.
     attributes.set_scratchpad_mode(dn::scratchpad_mode::user);
-    auto primitive_for = [&](const dn::memory::desc& src, const dn::memory::desc& dst) {
-        auto description = has_bias ? dn::convolution_forward::desc(dn::prop_kind::forward_inference,
-                                                                    dn::algorithm::convolution_direct, src, weights,
-                                                                    bias, dst, strides, dilates, pads, pads)
-                                    : dn::convolution_forward::desc(dn::prop_kind::forward_inference,
-                                                                    dn::algorithm::convolution_direct, src, weights,
-                                                                    dst, strides, dilates, pads, pads);
+    auto primitive_for = [&](const dn::memory::desc& src, const dn::memory::desc& dst,
+                             dn::algorithm algorithm = dn::algorithm::convolution_direct) {
+        auto description = has_bias ? dn::convolution_forward::desc(dn::prop_kind::forward_inference, algorithm, src,
+                                                                    weights, bias, dst, strides, dilates, pads, pads)
+                                    : dn::convolution_forward::desc(dn::prop_kind::forward_inference, algorithm, src,
+                                                                    weights, dst, strides, dilates, pads, pads);
         try {
             return dn::convolution_forward::primitive_desc(description, attributes, engine());
         } catch (const dn::error& error) {
@@ -119,6 +118,20 @@ std::vector<Plan> plan_variants(const ir::Graph& graph, const std::vector<int>& 
     }
     if (variants.empty())
         throw Error("oneDNN has only its reference implementation (" + implementation + ") for this convolution");
+    // Winograd: a 3x3 stride-1 convolution as a product of transformed 4x4
+    // (or 2x2) output tiles, 2-3x fewer multiplications. Its rounding differs
+    // from the direct sum's (about 1e-6 relative per layer against 1e-7), so it
+    // is only offered, never the default: the autotuner keeps it where it is
+    // faster, autotuning=False stays direct. oneDNN has it for AVX-512 only.
+    const bool winograd_shape = w[2] == 3 && w[3] == 3 && stride == std::vector<std::int64_t>{1, 1} &&
+                                dilation == std::vector<std::int64_t>{1, 1} && conv.attrs.get_int("groups", 1) == 1;
+    if (winograd_shape) {
+        try {
+            auto winograd = primitive_for(any_src, any, dn::algorithm::convolution_winograd);
+            variants.push_back({std::move(winograd), post, src, dst});
+        } catch (const Error&) {  // not on this CPU, or not with this post-op chain
+        }
+    }
     return variants;
 }
 
@@ -153,8 +166,9 @@ public:
             if (variant.plan.graph_dst != pd.dst_desc())
                 variant.dst_out = dn::reorder(dn::reorder::primitive_desc(engine(), pd.dst_desc(), engine(), variant.plan.graph_dst));
             reordered_size = std::max(reordered_size, pd.weights_desc().get_size());
-            log::debug("oneDNN " + std::string(pd.impl_info_str()) + (variant.src_in ? " (input reordered)" : "") +
-                       (variant.dst_out ? " (output reordered)" : "") + " for conv2d at " + conv.origin +
+            variant.name = std::string(pd.impl_info_str()) + (variant.src_in ? " (input reordered)" : "") +
+                           (variant.dst_out ? " (output reordered)" : "");
+            log::debug("oneDNN " + variant.name + " for conv2d at " + conv.origin +
                        (variants_.empty() ? "" : " (alternative)"));
             variants_.push_back(std::move(variant));
         }
@@ -175,9 +189,12 @@ public:
 
     int variant_count() const override { return static_cast<int>(variants_.size()); }
     void use_variant(int index) override {
-        current_ = static_cast<std::size_t>(index);
+        // A deployed library can run on a CPU with fewer variants (no
+        // Winograd without AVX-512): the default then.
+        current_ = index < variant_count() ? static_cast<std::size_t>(index) : 0;
         layout_ = plan_workspace();
     }
+    std::string variant_name(int index) const override { return variants_.at(static_cast<std::size_t>(index)).name; }
 
     // Weights into the primitive's blocked layout, once per weight update.
     void prepare(void* const* args) override {
@@ -249,6 +266,7 @@ private:
     // the graph's layouts and the primitive's.
     struct Variant {
         Plan plan;
+        std::string name;  // oneDNN's implementation, and the reorders around it
         dn::convolution_forward primitive;
         dn::reorder addend_to_dst;  // the sum post-op's addend into the output's layout, where they differ
         dn::reorder src_in, dst_out;  // where the primitive's layouts differ from the graph's
