@@ -137,8 +137,7 @@ TEST_F(FreshCache, EveryLibraryVariantGivesTheSameResult) {
     padded.pad_h = 1, padded.pad_w = 1;
     const auto expected = ref::conv2d(inputs.at("x"), 2, 32, 9, 9, params.at("w"), 32, 3, 3, {}, padded, oh, ow);
     ScopedEnv profiling("SOL_PROFILE", "1");  // the profile names the variant each step runs
-    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    const bool avx512 = has_avx512_core();
     std::vector<std::string> choices{"library 0", "library 1"};
     if (avx512) choices.push_back("library 2");
     for (const std::string& choice : choices) {

@@ -145,8 +145,7 @@ TEST_P(BackendConvolutionTest, FoldedWeightsAreKeptOnlyWhenReadPerCall) {
 // stride-1 convolution without groups or dilation, never the first: the
 // autotuner may pick them, the heuristic never does. No other shape gets it.
 TEST(DnnlConvolution, WinogradIsAVariantOfThreeByThreeStrideOneOnly) {
-    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    const bool avx512 = has_avx512_core();
     struct Case {
         std::int64_t kernel, stride, groups, dilation;
         bool winograd;

@@ -40,6 +40,13 @@ inline ir::Attributes attrs(std::initializer_list<std::pair<std::string, ir::Att
 
 using Ints = std::vector<std::int64_t>;
 
+// The CPU has the AVX-512 subsets oneDNN's "avx512_core" kernels need (its
+// Winograd convolutions among them).
+inline bool has_avx512_core() {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+
 inline std::vector<ir::Op> ops(const ir::Graph& graph) {
     std::vector<ir::Op> result;
     for (const ir::Node& node : graph.nodes()) result.push_back(node.op);

@@ -122,7 +122,8 @@ std::vector<Plan> plan_variants(const ir::Graph& graph, const std::vector<int>& 
     // (or 2x2) output tiles, 2-3x fewer multiplications. Its rounding differs
     // from the direct sum's (about 1e-6 relative per layer against 1e-7), so it
     // is only offered, never the default: the autotuner keeps it where it is
-    // faster, autotuning=False stays direct. oneDNN has it for AVX-512 only.
+    // faster, autotuning=False stays direct. oneDNN has it for AVX-512 only,
+    // and refuses other shapes itself; asking only for these saves the try.
     const bool winograd_shape = w[2] == 3 && w[3] == 3 && stride == std::vector<std::int64_t>{1, 1} &&
                                 dilation == std::vector<std::int64_t>{1, 1} && conv.attrs.get_int("groups", 1) == 1;
     if (winograd_shape) {
