@@ -73,26 +73,39 @@ double time_generated(devices::Device& device, const ir::Graph& graph, devices::
     return median_seconds(device, runs, [&] { device.launch(function, args.data()); });
 }
 
-// One line per call: "<index> dfp" or "<index> library <variant>".
-std::map<int, int> load_tuning(const std::filesystem::path& path) {
-    std::map<int, int> choices;
+// One line per call: "<index> dfp" or "<index> library <variant> [<name>]",
+// the name running to the end of the line.
+std::map<int, TuningChoice> load_tuning(const std::filesystem::path& path) {
+    std::map<int, TuningChoice> choices;
     std::ifstream in(path);
     int call = 0;
     std::string backend;
     while (in >> call >> backend) {
-        int variant = 0;
-        if (backend == "library" && !(in >> variant)) break;
-        choices[call] = backend == "dfp" ? kGenerated : variant;
+        TuningChoice choice;
+        if (backend == "library") {
+            if (!(in >> choice.variant)) break;
+            std::getline(in, choice.name);
+            choice.name.erase(0, choice.name.find_first_not_of(' '));
+        } else if (backend != "dfp") {
+            break;  // not a file this version wrote: the rest is measured again
+        }
+        choices[call] = choice;
     }
     return choices;
 }
 
-void save_tuning(const std::filesystem::path& path, const std::map<int, int>& choices) {
+void save_tuning(const std::filesystem::path& path, const std::map<int, TuningChoice>& choices) {
     const std::filesystem::path partial = path.string() + ".partial" + std::to_string(::getpid());
     {
         std::ofstream out(partial);
-        for (const auto& [call, choice] : choices)
-            out << call << ' ' << (choice == kGenerated ? "dfp" : "library " + std::to_string(choice)) << '\n';
+        for (const auto& [call, choice] : choices) {
+            out << call << ' ';
+            if (choice.variant == kGenerated)
+                out << "dfp";
+            else
+                out << "library " << choice.variant << (choice.name.empty() ? "" : " " + choice.name);
+            out << '\n';
+        }
         if (!out) {
             log::debug("autotuning choices not saved: cannot write " + partial.string());
             return;

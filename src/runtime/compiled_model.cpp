@@ -99,7 +99,8 @@ void CompiledModel::load(const ir::Graph& graph, const std::vector<codegen::Kern
     // per module and thread count, then read from the cache).
     const std::filesystem::path tuning_path =
         std::filesystem::path(library_path()).replace_extension(".tuning-" + std::to_string(omp_get_max_threads()) + "t");
-    std::map<int, int> tuning = options.autotuning ? load_tuning(tuning_path) : std::map<int, int>{};
+    std::map<int, TuningChoice> tuning =
+        options.autotuning ? load_tuning(tuning_path) : std::map<int, TuningChoice>{};
     bool tuning_changed = false;
     std::vector<int> writer(graph.tensor_count(), -1);
     // The tensor whose memory each tensor is (itself, but for aliased reshapes), and how many
@@ -137,6 +138,17 @@ void CompiledModel::load(const ir::Graph& graph, const std::vector<codegen::Kern
                                          ? nullptr
                                          : reinterpret_cast<devices::KernelFunction>(library_->symbol(call.alternative));
             const int key = static_cast<int>(index);
+            // A cached library variant this machine lists differently (another
+            // CPU or library version sharing the cache) is measured again.
+            if (const auto cached = tuning.find(key);
+                cached != tuning.end() && cached->second.variant != kGenerated &&
+                (cached->second.variant >= variants ||
+                 (!cached->second.name.empty() && cached->second.name != step.library->variant_name(cached->second.variant)))) {
+                log::debug("autotuning " + call.description + ": the cached variant " +
+                           std::to_string(cached->second.variant) + " (" + cached->second.name +
+                           ") is not this machine's; measuring again");
+                tuning.erase(cached);
+            }
             if (!tuning.count(key)) {
                 // Another way replaces the library's first choice only when it
                 // is clearly faster: equal kernels keep the default, and a
@@ -150,18 +162,18 @@ void CompiledModel::load(const ir::Graph& graph, const std::vector<codegen::Kern
                     const std::string name = step.library->variant_name(variant);
                     report += " " + call.backend + " variant " + std::to_string(variant) +
                               (name.empty() ? "" : " (" + name + ")") + " " + std::to_string(seconds * 1e3) + " ms";
-                    if (variant == 0 || seconds < best * kClearlyFaster) best = seconds, tuning[key] = variant;
+                    if (variant == 0 || seconds < best * kClearlyFaster) best = seconds, tuning[key] = {variant, name};
                 }
                 if (alternative) {
                     const double seconds = time_generated(device_, graph, alternative, call.alternative_arguments);
                     report += ", dfp " + std::to_string(seconds * 1e3) + " ms";
-                    if (seconds < best * kClearlyFaster) tuning[key] = kGenerated;
+                    if (seconds < best * kClearlyFaster) tuning[key] = {kGenerated, ""};
                 }
                 tuning_changed = true;
                 ++measured_calls_;
                 log::debug("autotuning " + call.description + ":" + report);
             }
-            const int choice = tuning.at(key);
+            const int choice = tuning.at(key).variant;
             if (choice == kGenerated && alternative) {
                 step.library.reset();
                 step.function = alternative;

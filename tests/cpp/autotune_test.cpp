@@ -120,14 +120,16 @@ TEST_F(FreshCache, OnlyRowMajorInputsHaveAGeneratedAlternative) {
 // oneDNN offers both on AVX2 and AVX-512 machines), and on AVX-512 also by
 // Winograd (variant 2): each runs when chosen, and all give the reference
 // result.
+ir::Graph conv3x3_graph() {
+    ir::Graph g;
+    const int x = g.add_input("x", {2, 32, 9, 9}, DType::Float32);
+    g.set_outputs({g.add_node(Op::Conv2d, {x, g.add_parameter("w", {32, 32, 3, 3}, DType::Float32)},
+                              attrs({{"padding", Ints{1, 1}}}), "conv")});
+    return g;
+}
+
 TEST_F(FreshCache, EveryLibraryVariantGivesTheSameResult) {
-    auto build = [] {
-        ir::Graph g;
-        const int x = g.add_input("x", {2, 32, 9, 9}, DType::Float32);
-        g.set_outputs({g.add_node(Op::Conv2d, {x, g.add_parameter("w", {32, 32, 3, 3}, DType::Float32)},
-                                  attrs({{"padding", Ints{1, 1}}}), "conv")});
-        return g;
-    };
+    const auto build = conv3x3_graph;
     ir::Graph g = build();
     auto measured = compile_for_host(g, {.autotuning = true, .threads = 0});
     Tensors inputs{{"x", random_floats(2 * 32 * 81, 51)}};
@@ -151,6 +153,31 @@ TEST_F(FreshCache, EveryLibraryVariantGivesTheSameResult) {
         EXPECT_EQ(step.find("wino") != std::string::npos, choice == "library 2") << step;
         const auto out = run_model(*model, inputs, params, true);
         EXPECT_LE(max_abs_difference(out[0], expected), 1e-4f) << choice;
+    }
+}
+
+// The cache names the variant it chose: where this machine lists another
+// variant under that index (a cache shared with another CPU, or a oneDNN
+// update), or none at all, the call is measured again; a choice saved
+// without a name is taken as it is.
+TEST_F(FreshCache, AVariantListedDifferentlyIsMeasuredAgain) {
+    ir::Graph g = conv3x3_graph();
+    auto measured = compile_for_host(g, {.autotuning = true, .threads = 0});
+    ASSERT_EQ(measured->measured_calls(), 1);
+    std::string saved;
+    std::getline(std::ifstream(tuning_file(*measured)), saved);
+    if (saved.rfind("0 library ", 0) == 0)
+        EXPECT_GT(saved.size(), std::string("0 library 0").size()) << "the chosen variant's name: " << saved;
+    struct Case {
+        const char* line;
+        int measured;
+    };
+    for (const Case& c : {Case{"0 library 1 another_library:some_isa", 1}, Case{"0 library 9", 1},
+                          Case{"0 library 1", 0}}) {
+        std::ofstream(tuning_file(*measured)) << c.line << "\n";
+        ir::Graph again = conv3x3_graph();
+        auto model = compile_for_host(again, {.autotuning = true, .threads = 0});
+        EXPECT_EQ(model->measured_calls(), c.measured) << c.line;
     }
 }
 #endif

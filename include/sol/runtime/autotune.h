@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "sol/backends/library_kernel.h"
@@ -24,10 +25,18 @@ double time_generated(devices::Device& device, const ir::Graph& graph, devices::
                       const std::vector<int>& arguments, int runs = 5);
 
 // The choice per kernel call index: the library kernel's variant (>= 0), or
-// kGenerated. A missing or unreadable file gives no choices; saving is best
-// effort (atomic rename).
+// kGenerated. A library variant keeps its name (LibraryKernel::variant_name)
+// too: variants depend on the CPU and the library's version (Winograd only
+// with AVX-512), so a cache shared by other machines, or kept across a
+// library update, can list another variant under the same index; the
+// runtime measures such a call again. A missing or unreadable file gives no
+// choices; saving is best effort (atomic rename).
 constexpr int kGenerated = -1;
-std::map<int, int> load_tuning(const std::filesystem::path& path);
-void save_tuning(const std::filesystem::path& path, const std::map<int, int>& choices);
+struct TuningChoice {
+    int variant = kGenerated;
+    std::string name;  // the variant's name when it was measured; empty: not recorded
+};
+std::map<int, TuningChoice> load_tuning(const std::filesystem::path& path);
+void save_tuning(const std::filesystem::path& path, const std::map<int, TuningChoice>& choices);
 
 }  // namespace sol::runtime
