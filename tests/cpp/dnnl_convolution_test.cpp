@@ -143,15 +143,18 @@ TEST_P(BackendConvolutionTest, FoldedWeightsAreKeptOnlyWhenReadPerCall) {
 #ifdef SOL_HAVE_DNNL
 // oneDNN's Winograd kernels (AVX-512 only) are one more variant of a 3x3
 // stride-1 convolution without groups or dilation, never the first: the
-// autotuner may pick them, the heuristic never does. No other shape gets it.
+// autotuner may pick them, the heuristic never does. No other shape gets it,
+// nor any shape with SOL_WINOGRAD=off.
 TEST(DnnlConvolution, WinogradIsAVariantOfThreeByThreeStrideOneOnly) {
-    const bool avx512 = has_avx512_core();
-    struct Case {
+    struct Shape {
         std::int64_t kernel, stride, groups, dilation;
-        bool winograd;
+        std::string text() const {
+            return std::to_string(kernel) + "x" + std::to_string(kernel) + " stride " + std::to_string(stride) +
+                   " groups " + std::to_string(groups) + " dilation " + std::to_string(dilation);
+        }
     };
-    for (const Case& c : {Case{3, 1, 1, 1, avx512}, Case{3, 2, 1, 1, false}, Case{1, 1, 1, 1, false},
-                          Case{3, 1, 2, 1, false}, Case{3, 1, 1, 2, false}}) {
+    // How many of the convolution's variants are Winograd; variant 0 never is.
+    auto winograd_variants = [](const Shape& c) {
         ir::Graph g;
         const int x = g.add_input("x", {2, 32, 14, 14}, DType::Float32);
         const int w = g.add_parameter("w", {32, 32 / c.groups, c.kernel, c.kernel}, DType::Float32);
@@ -165,12 +168,15 @@ TEST(DnnlConvolution, WinogradIsAVariantOfThreeByThreeStrideOneOnly) {
         auto conv = sol::backends::dnnl::make_convolution(g, {0}, {x, w, y});
         int winograd = 0;
         for (int v = 0; v < conv->variant_count(); ++v) winograd += conv->variant_name(v).find("wino") != std::string::npos;
-        const std::string shape = std::to_string(c.kernel) + "x" + std::to_string(c.kernel) + " stride " +
-                                  std::to_string(c.stride) + " groups " + std::to_string(c.groups) + " dilation " +
-                                  std::to_string(c.dilation);
-        EXPECT_EQ(winograd, c.winograd ? 1 : 0) << shape;
-        EXPECT_EQ(conv->variant_name(0).find("wino"), std::string::npos) << shape << ": the default is direct";
-    }
+        EXPECT_EQ(conv->variant_name(0).find("wino"), std::string::npos) << c.text() << ": the default is direct";
+        return winograd;
+    };
+    const Shape winograd_shape{3, 1, 1, 1};
+    EXPECT_EQ(winograd_variants(winograd_shape), has_avx512_core() ? 1 : 0);
+    for (const Shape& other : {Shape{3, 2, 1, 1}, Shape{1, 1, 1, 1}, Shape{3, 1, 2, 1}, Shape{3, 1, 1, 2}})
+        EXPECT_EQ(winograd_variants(other), 0) << other.text();
+    ScopedEnv off("SOL_WINOGRAD", std::string("off"));
+    EXPECT_EQ(winograd_variants(winograd_shape), 0) << "SOL_WINOGRAD=off";
 }
 #endif
 

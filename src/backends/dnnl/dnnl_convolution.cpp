@@ -31,6 +31,13 @@ dn::memory::dims weight_dims(const ir::Node& conv, const ir::Shape& w) {
     return {groups, w[0] / groups, w[1], w[2], w[3]};
 }
 
+// SOL_WINOGRAD=off (or 0) leaves Winograd out: for comparisons, or for
+// results that round as the direct sum does.
+bool winograd_allowed() {
+    const char* text = std::getenv("SOL_WINOGRAD");
+    return text == nullptr || (std::string(text) != "off" && std::string(text) != "0");
+}
+
 struct Plan {
     dn::convolution_forward::primitive_desc primitive;
     PostOps post;
@@ -126,7 +133,7 @@ std::vector<Plan> plan_variants(const ir::Graph& graph, const std::vector<int>& 
     // and refuses other shapes itself; asking only for these saves the try.
     const bool winograd_shape = w[2] == 3 && w[3] == 3 && stride == std::vector<std::int64_t>{1, 1} &&
                                 dilation == std::vector<std::int64_t>{1, 1} && conv.attrs.get_int("groups", 1) == 1;
-    if (winograd_shape) {
+    if (winograd_shape && winograd_allowed()) {
         try {
             auto winograd = primitive_for(any_src, any, dn::algorithm::convolution_winograd);
             variants.push_back({std::move(winograd), post, src, dst});
