@@ -237,15 +237,16 @@ def print_convs(convs: list[dict], peak: dict) -> dict:
           "direct convolution's FLOPs: Winograd does fewer, so its rate is effective and may pass the peak")
     print(f"{'conv (k, stride, IC->OC, input)':32} {'count':>5} {'MFLOP':>7} {'SOL ms':>8} {'GFLOP/s':>8} "
           f"{'% peak':>7} {'eager ms':>9} {'eager %':>8}  SOL algorithm")
+    three = [e for e in convs if e["kernel"] == 3]
+    # "3x3 direct": the 3x3 layers SOL runs as direct convolutions, whose rate is a real one
+    direct = [e for e in three if e.get("sol_algorithm") == "direct"]
+    groups = [("3x3", three, True), ("3x3 direct", direct, False),
+              ("1x1", [e for e in convs if e["kernel"] == 1], True), ("all", convs, False)]
     totals = {}
-    # "3x3 direct": the layers SOL runs as direct convolutions, whose rate is a real one
-    for kernel in (3, "3 direct", 1, None):
-        rows = [e for e in convs if kernel is None or e["kernel"] == kernel or
-                (kernel == "3 direct" and e["kernel"] == 3 and e.get("sol_algorithm") == "direct")]
-        ok = [e for e in rows if "sol_ms" in e]
-        if kernel == "3 direct" and len(ok) == len([e for e in convs if e["kernel"] == 3 and "sol_ms" in e]):
+    for name, rows, listed in groups:
+        if name == "3x3 direct" and len(direct) == len([e for e in three if "sol_ms" in e]):
             continue  # every 3x3 layer is direct: the same as the 3x3 line
-        if isinstance(kernel, int):
+        if listed:
             for e in rows:
                 head = f"{describe(e):32} {e['count']:5d} {e['flops'] / 1e6:7.1f}"
                 if "error" in e:
@@ -253,11 +254,11 @@ def print_convs(convs: list[dict], peak: dict) -> dict:
                     continue
                 print(f"{head} {e['sol_ms']:8.3f} {e['sol_gflops']:8.1f} {100 * e['sol_peak_fraction']:6.1f}% "
                       f"{e['eager_ms']:9.3f} {100 * e['eager_peak_fraction']:7.1f}%  {e['sol_algorithm']}")
+        ok = [e for e in rows if "sol_ms" in e]
         if not ok:
             continue
         # weighted by occurrence: the whole network's time in these layers
         flops = sum(e["flops"] * e["count"] for e in ok)
-        name = "all" if kernel is None else "3x3 direct" if kernel == "3 direct" else f"{kernel}x{kernel}"
         entry = {}
         for who in ("sol", "eager"):
             seconds = sum(e[f"{who}_ms"] * 1e-3 * e["count"] for e in ok)
