@@ -15,6 +15,7 @@
 #include "sol/passes/form_multiply_add.h"
 #include "sol/passes/fuse_elementwise.h"
 #include "sol/passes/lower_batchnorm.h"
+#include "sol/passes/pool_before_pointwise_conv.h"
 
 namespace sol::passes {
 
@@ -37,6 +38,7 @@ void simplify(ir::Graph& graph) {
     step(graph, "fold_batchnorm", [&] { fold_batchnorm(graph); });
     step(graph, "lower_batchnorm", [&] { lower_batchnorm(graph); });
     step(graph, "fold_identity", [&] { fold_identity(graph); });
+    step(graph, "pool_before_pointwise_conv", [&] { pool_before_pointwise_conv(graph); });
     step(graph, "eliminate_dead_code", [&] { eliminate_dead_code(graph); });
 }
 

@@ -112,6 +112,49 @@ def test_adaptive_avgpool2d(case):
     check_module(nn.Sequential(nn.AdaptiveAvgPool2d(size)), torch.randn(shape))
 
 
+# A 1x1 convolution read by an average pool. SOL pools first where that is the same function
+# (passes/pool_before_pointwise_conv): plain averages, whose window weights sum to one, so the
+# bias passes through. The biases are large, so a pool moved where its weights do not sum to one
+# (padding counted in the divisor, divisor_override) would be off by far more than the tolerance.
+# (input shape, convolution, pool)
+CONV1X1_POOL_CASES = {
+    "avg-2x2": ((2, 16, 8, 8), nn.Conv2d(16, 8, 1), nn.AvgPool2d(2)),
+    "avg-3x3-ceil-partial-windows": ((2, 8, 10, 10), nn.Conv2d(8, 12, 1), nn.AvgPool2d(3, ceil_mode=True)),
+    "avg-2x2-grouped": ((1, 8, 6, 6), nn.Conv2d(8, 8, 1, groups=2), nn.AvgPool2d(2)),
+    "avg-3x3-s1-overlapping": ((1, 4, 7, 7), nn.Conv2d(4, 32, 1), nn.AvgPool2d(3, stride=1)),
+    "adaptive-3x2": ((2, 8, 9, 7), nn.Conv2d(8, 12, 1), nn.AdaptiveAvgPool2d((3, 2))),
+    "adaptive-global": ((2, 8, 5, 5), nn.Conv2d(8, 12, 1), nn.AdaptiveAvgPool2d(1)),
+    "stays-padded-include-pad": ((1, 8, 6, 6), nn.Conv2d(8, 4, 1), nn.AvgPool2d(2, padding=1)),
+    "stays-divisor-override": ((1, 8, 6, 6), nn.Conv2d(8, 4, 1), nn.AvgPool2d(2, divisor_override=3)),
+}
+
+
+@pytest.mark.parametrize("case", list(CONV1X1_POOL_CASES))
+def test_pointwise_conv_then_average_pool(case):
+    shape, conv, pool = CONV1X1_POOL_CASES[case]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        conv.bias.uniform_(5.0, 10.0)
+    check_module(nn.Sequential(conv, pool), torch.randn(shape))
+
+
+@pytest.mark.parametrize("layout", ["default", "blocked"])
+def test_densenet_transition(layout, monkeypatch):
+    """DenseNet's transition, BN -> ReLU -> conv1x1 -> avg_pool 2x2, with BN folded: SOL pools
+    before the convolution, and BN -> ReLU -> pool become one kernel."""
+    if layout != "default":
+        monkeypatch.setenv("SOL_LAYOUT", layout)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+                          nn.Conv2d(64, 32, 1, bias=False), nn.AvgPool2d(2, stride=2))
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-1, 1)
+        model[1].running_var.uniform_(0.5, 2)
+        model[1].weight.uniform_(0.5, 2)
+        model[1].bias.uniform_(-1, 1)
+    check_module(model, torch.randn(2, 3, 14, 14))
+
+
 FUNCTIONAL_POOLS = {
     "F.max_pool2d": lambda x: F.max_pool2d(x, 3, 2, 1),
     "F.max_pool2d-kw-ceil": lambda x: F.max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True),

@@ -278,6 +278,20 @@ def test_pooling_gradients(case):
     check_gradients(nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), POOL_CASES[case]), (2, 2, 9, 7))
 
 
+# A 1x1 convolution read by an average pool: SOL pools first (passes/pool_before_pointwise_conv)
+# and differentiates that form; the gradients must still be eager's.
+CONV1X1_POOL_GRADIENT_CASES = {
+    "avg-2x2": nn.AvgPool2d(2),
+    "avg-3x3-ceil-partial-windows": nn.AvgPool2d(3, ceil_mode=True),
+    "adaptive-3x2": nn.AdaptiveAvgPool2d((3, 2)),
+}
+
+
+@pytest.mark.parametrize("case", list(CONV1X1_POOL_GRADIENT_CASES))
+def test_pointwise_conv_then_average_pool_gradients(case):
+    check_gradients(nn.Sequential(nn.Conv2d(6, 4, 1), CONV1X1_POOL_GRADIENT_CASES[case]), (2, 6, 10, 8))
+
+
 @pytest.mark.parametrize("pool", [nn.MaxPool2d(3, stride=2, padding=1), nn.MaxPool2d(2, stride=1, dilation=2)])
 def test_max_pool_gradient_goes_where_pytorch_puts_it(pool):
     """Ties (the first maximum in window order wins), a NaN (it wins from where it appears) and
