@@ -169,6 +169,18 @@ def test_mlp_with_two_outputs(tmp_path):
     deploy_and_check(tmp_path, TwoHeadMlp(), torch.randn(3, 20))
 
 
+def test_depthwise_convolution_fused_into_the_expansion(tmp_path, monkeypatch):
+    """MobileNetV2's stride-2 expansion on channel blocks: on AVX-512 hosts one oneDNN call
+    computes the 1x1 and the depthwise convolution (passes/merge_depthwise_into_pointwise), and
+    the library makes that call with both convolutions' weights."""
+    monkeypatch.setenv("SOL_LAYOUT", "blocked")
+    model = randomize_batchnorms(nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 96, 1, bias=False), nn.BatchNorm2d(96), nn.ReLU6(),
+        nn.Conv2d(96, 96, 3, 2, 1, groups=96, bias=False), nn.BatchNorm2d(96), nn.ReLU6(),
+        nn.Conv2d(96, 24, 1)), seed=3)
+    deploy_and_check(tmp_path, model, torch.randn(2, 3, 56, 56))
+
+
 def test_resnet18(tmp_path):
     model = randomize_batchnorms(torchvision.models.resnet18(weights=None), seed=2)
     deploy_and_check(tmp_path, model, torch.rand(1, 3, 64, 64))

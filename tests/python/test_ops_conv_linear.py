@@ -112,3 +112,33 @@ def test_conv_bias_relu_chain():
     """The fusion the issue names: conv + bias + ReLU as one kernel."""
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 1), nn.ReLU6())
     check_module(model, torch.randn(2, 3, 9, 9))
+
+
+def _randomize_batchnorms(model):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    return model
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("layout", ["default", "blocked", "channels_last"])
+def test_expansion_then_depthwise(stride, layout, monkeypatch):
+    """MobileNetV2's block: conv1x1 expanding 16 -> 96 channels -> BN -> ReLU6 -> depthwise 3x3 ->
+    BN -> ReLU6 -> conv1x1 -> BN. With stride 2 on channel blocks (SOL_LAYOUT=blocked) on an
+    AVX-512 host, oneDNN computes the depthwise convolution inside the 1x1 one
+    (passes/merge_depthwise_into_pointwise); stride 1 keeps two kernels, and so does NHWC (oneDNN
+    2.6's fused kernel computes wrong numbers there). Every way must give eager's numbers."""
+    if layout != "default":
+        monkeypatch.setenv("SOL_LAYOUT", layout)
+    torch.manual_seed(0)
+    model = _randomize_batchnorms(nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),  # so the expansion reads a tensor between two kernels
+        nn.Conv2d(16, 96, 1, bias=False), nn.BatchNorm2d(96), nn.ReLU6(),
+        nn.Conv2d(96, 96, 3, stride, 1, groups=96, bias=False), nn.BatchNorm2d(96), nn.ReLU6(),
+        nn.Conv2d(96, 24, 1, bias=False), nn.BatchNorm2d(24)))
+    check_module(model, torch.randn(2, 3, 56, 56))

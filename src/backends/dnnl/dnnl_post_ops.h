@@ -29,7 +29,7 @@ bool plannable(const std::function<void()>& plan, std::string& reason);
 
 // A kernel's per-call workspace (LibraryKernel::workspace_bytes): a
 // 64-byte aligned region per use, in the block the runtime passes to run().
-enum class Scratch { Pad, Source, Second, Destination, Weights, Count };
+enum class Scratch { Pad, Source, Second, Destination, Weights, DepthwiseWeights, Count };
 class WorkspaceLayout {
 public:
     void add(Scratch use, std::size_t bytes) {

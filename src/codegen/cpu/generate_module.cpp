@@ -108,15 +108,22 @@ GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target,
             // which it also reads channel-blocked.
             // The generated convolution gradients are reference loop nests,
             // never worth timing against the library.
+            // A cluster of two convolutions (a depthwise one fused into the 1x1
+            // before it, passes/merge_depthwise_into_pointwise) has no
+            // generated form.
             const ir::Node& anchor = graph.nodes()[cluster.front()];
-            KernelBuilder builder(graph, cluster, target);
+            const bool one_contraction = std::count_if(cluster.begin(), cluster.end(), [&](int n) {
+                return ir::has_trait(graph.nodes()[n].op, ir::Contraction);
+            }) == 1;
             const bool row_major = std::all_of(anchor.inputs.begin(), anchor.inputs.end(),
                                                [&](int id) { return graph.tensor(id).channel_block == 0; });
-            if (!ir::is_convolution_gradient(anchor.op) && !custom &&
-                (row_major || is_blocked_depthwise_conv(builder) || is_blocked_pointwise_conv(builder) ||
-                 is_few_input_channels_conv(builder))) {
-                call.alternative = emit_function(builder);
-                call.alternative_arguments = builder.arguments();
+            if (one_contraction && !ir::is_convolution_gradient(anchor.op) && !custom) {
+                KernelBuilder builder(graph, cluster, target);
+                if (row_major || is_blocked_depthwise_conv(builder) || is_blocked_pointwise_conv(builder) ||
+                    is_few_input_channels_conv(builder)) {
+                    call.alternative = emit_function(builder);
+                    call.alternative_arguments = builder.arguments();
+                }
             }
             plan << "//   [" << backend << "] " << call.description
                  << (call.alternative.empty() ? "" : " (or " + call.alternative + ")") << "\n";

@@ -13,6 +13,7 @@
 #include "sol/log.h"
 #include "sol/passes/assign_layouts.h"
 #include "sol/passes/fuse_depth_first.h"
+#include "sol/passes/merge_depthwise_into_pointwise.h"
 #include "sol/support/page_memory.h"
 #ifdef SOL_HAVE_DNNL
 #include <oneapi/dnnl/dnnl_version.h>
@@ -153,6 +154,20 @@ public:
         // result in memory, for comparisons.
         const char* depth_first = std::getenv("SOL_DEPTH_FIRST");
         if (depth_first != nullptr && std::string(depth_first) == "off") return;
+#ifdef SOL_HAVE_DNNL
+        if (dnn_enabled()) {
+            const int pairs = passes::merge_depthwise_into_pointwise(
+                graph, [](const ir::Graph& g, const std::vector<int>& merged) {
+                    std::string reason;
+                    const bool fused = backends::dnnl::supports_fused_depthwise(g, merged, reason);
+                    if (!fused && log::enabled(log::Level::Debug))
+                        log::debug("conv2d at " + g.nodes()[merged.front()].origin +
+                                   " does not compute the depthwise conv2d after it: " + reason);
+                    return fused;
+                });
+            log::debug(std::to_string(pairs) + " depthwise convolutions computed inside the 1x1 convolution before them");
+        }
+#endif
         const int merged = passes::fuse_depth_first(
             graph, [&](const ir::Graph& g, const std::vector<int>& cluster) { return backend(g, cluster).empty(); });
         log::debug(std::to_string(merged) + " kernels computed inside their reader's kernel (depth-first)");

@@ -1,6 +1,7 @@
 // The "dnn" backend's convolution: oneDNN's convolution primitive with the
 // fused elementwise chain as post-ops (ReLU, clamp, sigmoid, ..., a residual
-// or per-channel add/mul), weights reordered in the parameter stage.
+// or per-channel add/mul, a depthwise convolution behind a 1x1 one), weights
+// reordered in the parameter stage.
 #pragma once
 
 #include <memory>
@@ -15,6 +16,13 @@ namespace sol::backends::dnnl {
 // Whether a cluster (node indices, anchor first) can run as one oneDNN
 // convolution; when not, `reason` says why (logged as "not chosen").
 bool supports_convolution(const ir::Graph& graph, const std::vector<int>& cluster, std::string& reason);
+
+// Whether `merged` (a 1x1 convolution's cluster followed by the cluster of
+// the depthwise convolution reading its result, as
+// passes/merge_depthwise_into_pointwise proposes) runs as one oneDNN
+// convolution that computes the depthwise one from rows of the 1x1 result
+// while they are in cache; when not, `reason` says why.
+bool supports_fused_depthwise(const ir::Graph& graph, const std::vector<int>& merged, std::string& reason);
 
 // Whether the convolution of `cluster` takes tensor `tensor_id` (its input,
 // output, or an addend of the chain) channel-blocked: all but the weights
