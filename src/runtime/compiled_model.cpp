@@ -47,6 +47,16 @@ int reshape_alias_source(const ir::Graph& graph, const codegen::KernelCall& call
     return in.id;
 }
 
+// Whether a cached library choice names a variant this machine runs under
+// that index. Another CPU or library version sharing the cache can list
+// another variant there (Winograd only with AVX-512), or fewer; a choice
+// saved without a name is taken as it is.
+bool is_this_machines_variant(const TuningChoice& cached, const backends::LibraryKernel& library) {
+    if (cached.variant == kGenerated) return true;
+    if (cached.variant >= library.variant_count()) return false;
+    return cached.name.empty() || cached.name == library.variant_name(cached.variant);
+}
+
 }  // namespace
 
 CompiledModel::CompiledModel(const ir::Graph& fused, devices::Device& device, const CompileOptions& options)
@@ -138,12 +148,8 @@ void CompiledModel::load(const ir::Graph& graph, const std::vector<codegen::Kern
                                          ? nullptr
                                          : reinterpret_cast<devices::KernelFunction>(library_->symbol(call.alternative));
             const int key = static_cast<int>(index);
-            // A cached library variant this machine lists differently (another
-            // CPU or library version sharing the cache) is measured again.
             if (const auto cached = tuning.find(key);
-                cached != tuning.end() && cached->second.variant != kGenerated &&
-                (cached->second.variant >= variants ||
-                 (!cached->second.name.empty() && cached->second.name != step.library->variant_name(cached->second.variant)))) {
+                cached != tuning.end() && !is_this_machines_variant(cached->second, *step.library)) {
                 log::debug("autotuning " + call.description + ": the cached variant " +
                            std::to_string(cached->second.variant) + " (" + cached->second.name +
                            ") is not this machine's; measuring again");

@@ -6,7 +6,7 @@
 //
 // up to rounding. The convolution then runs on the pooled pixels only: a 2x2
 // pool leaves it a quarter of its work. DenseNet's transition layers
-// (BN -> ReLU -> conv1x1 -> avg_pool 2x2) are about a fifth of DenseNet-121's
+// (BN -> ReLU -> conv1x1 -> avg_pool 2x2) are 11% of DenseNet-121's
 // FLOPs; after the swap their BN -> ReLU -> pool also becomes one depth-first
 // kernel that never stores the activated tensor.
 //

@@ -115,10 +115,10 @@ GeneratedModule generate_module(const ir::Graph& graph, const CpuTarget& target,
             const bool one_contraction = std::count_if(cluster.begin(), cluster.end(), [&](int n) {
                 return ir::has_trait(graph.nodes()[n].op, ir::Contraction);
             }) == 1;
-            const bool row_major = std::all_of(anchor.inputs.begin(), anchor.inputs.end(),
-                                               [&](int id) { return graph.tensor(id).channel_block == 0; });
             if (one_contraction && !ir::is_convolution_gradient(anchor.op) && !custom) {
                 KernelBuilder builder(graph, cluster, target);
+                const bool row_major = std::all_of(anchor.inputs.begin(), anchor.inputs.end(),
+                                                   [&](int id) { return graph.tensor(id).channel_block == 0; });
                 if (row_major || is_blocked_depthwise_conv(builder) || is_blocked_pointwise_conv(builder) ||
                     is_few_input_channels_conv(builder)) {
                     call.alternative = emit_function(builder);
